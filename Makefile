@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make book` and `make test`.
+# Only Python 3.11+, pip and make are assumed; everything else is installed into .venv.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The backend `make book` uses when KERAS_BACKEND is not set (measured fastest here: see README).
+DEFAULT_BACKEND := jax
+BACKEND ?= $(or $(KERAS_BACKEND),$(DEFAULT_BACKEND))
+
+.PHONY: book test venv info normalise clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all,test,book]"
+	touch $@
+
+book: venv
+	$(BIN)/python -m kdl run --backend $(BACKEND)
+
+test: venv
+	$(BIN)/python tools/run_tests.py
+
+info: venv
+	$(BIN)/python -m kdl info
+
+normalise: venv
+	$(BIN)/python tools/normalise_notebooks.py chapters/*.ipynb
+
+clean:
+	rm -rf _build
