@@ -4,9 +4,6 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The backend `make book` uses when KERAS_BACKEND is not set (measured fastest here: see README).
-DEFAULT_BACKEND := jax
-BACKEND ?= $(or $(KERAS_BACKEND),$(DEFAULT_BACKEND))
 
 .PHONY: book test venv info normalise clean
 
@@ -19,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 book: venv
-	$(BIN)/python -m kdl run --backend $(BACKEND)
+	$(BIN)/python -m kdl run   # backend: $$KERAS_BACKEND, else kdl's default (README)
 
 test: venv
 	$(BIN)/python tools/run_tests.py

@@ -8,9 +8,11 @@ one place in ``kdl`` that dispatches on the backend and imports it directly.
 ``grad(f)`` returns a function that computes the gradient; ``value_and_grad(f)`` one that returns
 ``(f(*args), gradient)``. As in JAX, ``argnums`` picks which positional arguments to differentiate
 with respect to (an int gives one gradient, a tuple gives a tuple), and ``f`` must return a scalar.
-Arguments may be Python numbers, NumPy arrays, backend tensors or ``keras.Variable``s; they are
-converted to floating-point tensors (``keras.config.floatx()`` for non-float input). Results are
-backend tensors: use ``keras.ops.convert_to_numpy`` to get NumPy arrays.
+Arguments may be Python numbers, NumPy arrays, backend tensors or ``keras.Variable``s. The ones
+differentiated are converted to floating-point tensors (``keras.config.floatx()`` for non-float
+input); other NumPy or number arguments become tensors too, so ``f`` never mixes a tensor with a
+NumPy array (which PyTorch refuses to do under autograd). Results are backend tensors: use
+``keras.ops.convert_to_numpy`` to get NumPy arrays.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 __all__ = ["grad", "value_and_grad"]
@@ -67,10 +70,16 @@ def _resolve(args: tuple, nums: tuple[int, ...], f: Callable) -> list[Any]:
             f"`argnums` {nums} is out of range for {getattr(f, '__name__', 'f')} called with "
             f"{len(args)} positional argument(s)"
         )
-    args = list(args)
-    for n in nums:
-        args[n] = _as_float_tensor(args[n])
-    return args
+    positions = {n % len(args) for n in nums}  # negative argnums count from the end
+    resolved = []
+    for i, a in enumerate(args):
+        if i in positions:
+            a = _as_float_tensor(a)
+        elif isinstance(a, (np.ndarray, np.generic, float, int)) and not isinstance(a, bool):
+            # Constants become tensors too, so `x * y` never mixes a backend tensor with NumPy.
+            a = ops.convert_to_tensor(a)
+        resolved.append(a)
+    return resolved
 
 
 def _value_and_grads(f: Callable, args: tuple, nums: tuple[int, ...]) -> tuple[Any, tuple]:
@@ -106,7 +115,10 @@ def _value_and_grads(f: Callable, args: tuple, nums: tuple[int, ...]) -> tuple[A
         with torch.enable_grad():
             out = f(*args)
             _check_scalar(out, f)
-            grads = torch.autograd.grad(out, [args[n] for n in nums], allow_unused=True)
+            if out.requires_grad:
+                grads = torch.autograd.grad(out, [args[n] for n in nums], allow_unused=True)
+            else:  # f does not depend on any differentiated argument
+                grads = (None,) * len(nums)
         grads = tuple(
             torch.zeros_like(args[n]) if g is None else g for n, g in zip(nums, grads)
         )

@@ -1,0 +1,177 @@
+"""Command line of the course kit: ``python -m kdl info`` and ``python -m kdl run``.
+
+``run`` executes chapters, each in a fresh kernel started with ``KERAS_BACKEND`` set, writes the
+executed notebooks (and their HTML) to ``_build/<backend>/``, and prints and writes a report
+(``_build/report.md``, ``_build/report.json``). A failing chapter does not stop the others; the
+report names the failing cell, and the exit status is 1 when any chapter failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+BACKENDS = ("tensorflow", "jax", "torch")
+# Used when KERAS_BACKEND is not set: the backend measured fastest for the whole book (README).
+DEFAULT_BACKEND = "jax"
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS_DIR = ROOT / "chapters"
+
+
+def info() -> str:
+    """Return a report of the Keras version, the backend and its version, and the devices."""
+    import keras
+
+    import kdl
+
+    lines = [
+        f"kdl      {kdl.__version__}",
+        f"keras    {keras.__version__}",
+        f"backend  {keras.backend.backend()} {kdl.backend_version()}",
+        f"device   {kdl.default_device()}",
+        f"python   {sys.version.split()[0]}",
+    ]
+    return "\n".join(lines)
+
+
+def find_chapters(names: list[str]) -> list[Path]:
+    """Resolve chapter arguments ('03', '03_optimization', a path) to notebook paths, in order."""
+    available = sorted(CHAPTERS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return available
+    chosen = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".ipynb" and path.exists():
+            chosen.append(path.resolve())
+            continue
+        matches = [p for p in available if p.stem == name or p.stem.startswith(f"{name}_")]
+        if len(matches) != 1:
+            known = ", ".join(p.stem for p in available) or "none"
+            raise SystemExit(f"kdl run: unknown chapter {name!r}; chapters are: {known}")
+        chosen.append(matches[0])
+    return chosen
+
+
+def _device_in_kernel(client) -> str:
+    """Ask the running kernel which device Keras uses (empty string when it cannot say)."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell("import kdl; print(kdl.default_device())")
+    try:
+        client.execute_cell(cell, 0, store_history=False)
+        return "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stdout").strip()
+    except Exception:  # the report still matters more than the device name
+        return ""
+
+
+def run_chapter(path: Path, backend: str, out_dir: Path, timeout: int) -> dict:
+    """Execute one chapter in a fresh kernel on ``backend``; return its report entry."""
+    import nbclient
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    entry = {"chapter": path.stem, "backend": backend, "device": "", "status": "passed",
+             "seconds": 0.0, "failed_cell": None, "error": None}
+    start = time.perf_counter()
+    os.environ["KERAS_BACKEND"] = backend  # the kernel inherits the environment
+    try:
+        with client.setup_kernel():
+            for index, cell in enumerate(nb.cells):
+                try:
+                    client.execute_cell(cell, index)
+                except nbclient.exceptions.CellExecutionError as err:
+                    entry["status"] = "failed"
+                    entry["failed_cell"] = index
+                    first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+                    entry["error"] = f"cell {index} ({first[:60]}): {err.ename}: {err.evalue}"
+                    break
+            entry["seconds"] = round(time.perf_counter() - start, 1)
+            entry["device"] = _device_in_kernel(client)
+    except Exception as err:  # kernel died or timed out
+        entry.update(status="failed", error=f"{type(err).__name__}: {err}")
+        entry["seconds"] = round(time.perf_counter() - start, 1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_dir / path.name)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    (out_dir / f"{path.stem}.html").write_text(html, encoding="utf-8")
+    return entry
+
+
+def write_report(entries: list[dict], build: Path) -> str:
+    """Merge entries into _build/report.json (one row per chapter and backend) and render it."""
+    report_json = build / "report.json"
+    rows = json.loads(report_json.read_text()) if report_json.exists() else []
+    fresh = {(e["chapter"], e["backend"]) for e in entries}
+    rows = [r for r in rows if (r["chapter"], r["backend"]) not in fresh] + entries
+    rows.sort(key=lambda r: (r["chapter"], BACKENDS.index(r["backend"])))
+    report_json.write_text(json.dumps(rows, indent=1) + "\n")
+    lines = ["| chapter | backend | device | status | seconds | failing cell |",
+             "|---|---|---|---|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['chapter']} | {r['backend']} | {r['device']} | {r['status']} | "
+                     f"{r['seconds']:.1f} | {r['error'] or ''} |")
+    text = "\n".join(lines) + "\n"
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    (build / "report.md").write_text(f"# kdl book report ({stamp})\n\n{text}")
+    return text
+
+
+def run(names: list[str], backend: str, build: Path, timeout: int) -> int:
+    chapters = find_chapters(names)
+    if not chapters:
+        print("kdl run: no chapters found in", CHAPTERS_DIR)
+        return 1
+    entries = []
+    for number, path in enumerate(chapters, start=1):
+        print(f"[{number}/{len(chapters)}] {path.stem} on {backend} ...", end=" ", flush=True)
+        entry = run_chapter(path, backend, build / backend, timeout)
+        print(f"{entry['status']} in {entry['seconds']:.1f} s"
+              + (f"  ({len(chapters) - number} left)" if number < len(chapters) else ""))
+        if entry["error"]:
+            print(f"    {entry['error']}")
+        entries.append(entry)
+    print()
+    print(write_report(entries, build))
+    failed = [e["chapter"] for e in entries if e["status"] != "passed"]
+    total = sum(e["seconds"] for e in entries)
+    print(f"{len(entries) - len(failed)} of {len(entries)} chapters passed on {backend} "
+          f"in {total:.1f} s; report: {build / 'report.md'}")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kdl", description="The kdl course kit.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_info = sub.add_parser("info", help="Keras version, backend and its version, device")
+    p_info.add_argument("--backend", choices=BACKENDS, help="default: $KERAS_BACKEND")
+    p_run = sub.add_parser("run", help="execute chapters and write the report")
+    p_run.add_argument("chapters", nargs="*", help="e.g. 00 03_optimization (default: all)")
+    p_run.add_argument("--backend", choices=BACKENDS,
+                       default=os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND)
+    p_run.add_argument("--build-dir", type=Path, default=ROOT / "_build")
+    p_run.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    args = parser.parse_args(argv)
+    if args.command == "info":
+        if args.backend and args.backend != os.environ.get("KERAS_BACKEND"):
+            # The backend is fixed when keras is imported: ask a fresh interpreter.
+            env = {**os.environ, "KERAS_BACKEND": args.backend}
+            return subprocess.call([sys.executable, "-m", "kdl", "info"], env=env)
+        print(info())
+        return 0
+    args.build_dir.mkdir(parents=True, exist_ok=True)
+    return run(args.chapters, args.backend, args.build_dir, args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
