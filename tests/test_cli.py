@@ -1,0 +1,73 @@
+"""`python -m kdl`: info, and run's report on a passing and a failing notebook."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import keras
+import nbformat
+
+import kdl
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_setup_prints_backend_versions_and_device(capsys):
+    line = kdl.setup(seed=3)
+    assert capsys.readouterr().out.strip() == line
+    assert f"backend {keras.backend.backend()} {kdl.backend_version()}" in line
+    assert f"Keras {keras.__version__}" in line and "device " in line and line.endswith("seed 3")
+
+
+def test_setup_seeds_the_backend_stream():
+    kdl.setup(seed=7, quiet=True)
+    a = keras.ops.convert_to_numpy(keras.random.normal((4,)))
+    kdl.setup(seed=7, quiet=True)
+    b = keras.ops.convert_to_numpy(keras.random.normal((4,)))
+    assert (a == b).all()
+
+
+def test_setup_rejects_a_bad_seed():
+    import pytest
+
+    for bad in (-1, 1.5, "0", True):
+        with pytest.raises(ValueError, match=rf"seed={bad!r}"):
+            kdl.setup(seed=bad)
+
+
+def test_info_names_keras_backend_and_device():
+    out = subprocess.run([sys.executable, "-m", "kdl", "info"], capture_output=True, text=True,
+                         check=True).stdout
+    assert f"keras    {keras.__version__}" in out
+    assert f"backend  {keras.backend.backend()} " in out and "device   " in out
+
+
+def test_run_reports_each_chapter_and_names_the_failing_cell(tmp_path):
+    backend = keras.backend.backend()
+    good = _notebook(tmp_path / "01_good.ipynb",
+                     f"import keras\nassert keras.backend.backend() == {backend!r}", "print(1 + 1)")
+    bad = _notebook(tmp_path / "02_bad.ipynb", "x = 1", "raise RuntimeError('broken on purpose')",
+                    "print('never reached')")
+    build = tmp_path / "_build"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kdl", "run", str(bad), str(good), "--backend", backend,
+         "--build-dir", str(build)], capture_output=True, text=True,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "[1/2] 02_bad" in proc.stdout and "[2/2] 01_good" in proc.stdout  # progress, not stopped
+    rows = {r["chapter"]: r for r in json.loads((build / "report.json").read_text())}
+    assert rows["01_good"]["status"] == "passed" and rows["01_good"]["backend"] == backend
+    assert rows["02_bad"]["status"] == "failed" and rows["02_bad"]["failed_cell"] == 1
+    assert "RuntimeError: broken on purpose" in rows["02_bad"]["error"]
+    assert rows["01_good"]["device"]  # the kernel reported its device
+    assert "02_bad" in (build / "report.md").read_text()
+    executed = nbformat.read(build / backend / "01_good.ipynb", as_version=4)
+    assert executed.cells[1].outputs[0]["text"] == "2\n"
+    assert (build / backend / "01_good.html").stat().st_size > 1000
