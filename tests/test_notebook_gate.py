@@ -76,6 +76,7 @@ def test_normaliser_clears_untagged_outputs_and_keeps_tagged_ones():
     first, second = out["cells"]
     assert first["outputs"] == [] and first["execution_count"] is None and first["metadata"] == {}
     assert second["outputs"][0]["data"]["text/plain"] == ["(2, 3)"]
-    assert second["outputs"][0]["execution_count"] is None
+    # nbval compares only cells with an execution count: tagged ones keep a deterministic one.
+    assert second["execution_count"] == 2 and second["outputs"][0]["execution_count"] == 2
     assert "widgets" not in out["metadata"] and out["nbformat_minor"] == 5
     assert normalise(out) == out  # idempotent

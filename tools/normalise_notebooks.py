@@ -3,7 +3,8 @@
 A normalised notebook:
 - has no outputs and ``execution_count: null`` in every code cell, except cells tagged
   ``nbval-check-output``, which keep their outputs (the reference nbval compares against, which
-  must be identical on every backend) with execution counts cleared;
+  must be identical on every backend) and, as nbval requires of a cell with reference outputs, an
+  execution count: the cell's 1-based position among the code cells, so it is deterministic;
 - keeps only the ``tags`` key of cell metadata, and only ``kernelspec`` and ``language_info.name``
   of the notebook metadata (the kernel is the generic ``python3``; the backend is chosen outside);
 - has deterministic cell ids (``cell-000``, ``cell-001``, ...), nbformat 4.5, and is written with
@@ -38,10 +39,10 @@ def _split_lines(text: str) -> list[str]:
     return text.splitlines(keepends=True)
 
 
-def _clean_output(output: dict) -> dict:
+def _clean_output(output: dict, count: int) -> dict:
     out = copy.deepcopy(output)
     if "execution_count" in out:
-        out["execution_count"] = None
+        out["execution_count"] = count
     if out.get("output_type") == "stream":
         out["text"] = _split_lines(_source_text(out.get("text", "")))
     for key, value in out.get("data", {}).items():
@@ -53,6 +54,7 @@ def _clean_output(output: dict) -> dict:
 def normalise(nb: dict) -> dict:
     """Return the normalised copy of a notebook given as a JSON dict."""
     cells = []
+    code_cells = 0
     for index, cell in enumerate(nb.get("cells", [])):
         tags = list(dict.fromkeys(cell.get("metadata", {}).get("tags", [])))
         new: dict[str, Any] = {
@@ -62,9 +64,10 @@ def normalise(nb: dict) -> dict:
             "source": _split_lines(_source_text(cell.get("source", "")).rstrip("\n")),
         }
         if cell["cell_type"] == "code":
-            new["execution_count"] = None
-            keep = CHECK_TAG in tags
-            new["outputs"] = [_clean_output(o) for o in cell.get("outputs", [])] if keep else []
+            code_cells += 1
+            outputs = cell.get("outputs", []) if CHECK_TAG in tags else []
+            new["outputs"] = [_clean_output(o, code_cells) for o in outputs]
+            new["execution_count"] = code_cells if outputs else None
         elif "attachments" in cell:
             new["attachments"] = cell["attachments"]
         cells.append(new)
@@ -86,7 +89,7 @@ def execute(nb: dict, path: Path, timeout: int = 600) -> dict:
     import nbclient
     import nbformat
 
-    node = nbformat.from_dict(copy.deepcopy(nb))
+    node = nbformat.reads(json.dumps(nb), as_version=4)  # joins list sources into strings
     client = nbclient.NotebookClient(
         node, timeout=timeout, kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
