@@ -11,8 +11,10 @@ from importlib import metadata
 
 import keras
 
+from kdl import autodiff
+
 __version__ = "0.1.0"
-__all__ = ["__version__", "backend_version", "default_device", "setup"]
+__all__ = ["__version__", "autodiff", "backend_version", "default_device", "setup"]
 
 _BACKEND_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy"}
 
