@@ -24,7 +24,7 @@ def backend() -> str:
 def _seed_and_reset():
     """Every test starts from the same seed and a clean Keras name scope."""
     keras.utils.set_random_seed(0)
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)
     yield
 
 

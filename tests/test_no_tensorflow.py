@@ -1,0 +1,96 @@
+"""On the JAX and PyTorch backends kdl's data utilities work with TensorFlow not importable.
+
+Each check runs in a fresh subprocess (it chooses its own backend, whatever backend this pass of
+the suite uses) in which a meta-path finder, installed before Keras loads, makes
+``import tensorflow`` (and any submodule) raise ImportError.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+SCRIPT = r"""
+import importlib.abc
+import importlib.machinery
+import sys
+
+
+class RefuseTensorFlow(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    # Finds "tensorflow" (and submodules) first and fails to load it. Raising in find_spec itself
+    # would also break probes such as torch._dynamo's importlib.util.find_spec("tensorflow"),
+    # which a missing TensorFlow does not; a spec without an origin is skipped by those probes.
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            return importlib.machinery.ModuleSpec(name, self)
+        return None
+
+    def create_module(self, spec):
+        raise ImportError(f"{spec.name} is blocked: this process must work without TensorFlow",
+                          name=spec.name)
+
+    def exec_module(self, module):
+        pass
+
+
+sys.meta_path.insert(0, RefuseTensorFlow())
+try:
+    import tensorflow  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("the blocker did not block tensorflow")
+
+import keras
+import numpy as np
+
+import kdl
+import kdl.autodiff
+import kdl.data
+import kdl.datasets
+import kdl.text
+
+X, y = kdl.data.sliding_windows(np.arange(30.0), 6, horizon=2)
+assert X.shape == (23, 6) and y[0] == 7.0
+
+weather = kdl.datasets.load_nyc_weather("JFK")
+series = weather[["temp", "humid", "pressure"]].to_numpy()[:400]
+series = (series - series.mean(axis=0)) / series.std(axis=0)
+train = kdl.data.WindowDataset(series, 24, 3, step=2, max_index=300, shuffle=True, batch_size=32,
+                               target_column=0, seed=0)
+val = kdl.data.WindowDataset(series, 24, 3, step=2, min_index=300, batch_size=32, target_column=0)
+model = keras.Sequential([keras.Input((train.window_length, 3)), keras.layers.Flatten(),
+                          keras.layers.Dense(1)])
+model.compile(optimizer="adam", loss="mse")
+model.fit(train, validation_data=val, epochs=1, verbose=0)
+assert model.predict(val, verbose=0).shape == (val.n_windows, 1)
+
+reviews = kdl.datasets.load_fine_food_reviews()
+tokenizer = kdl.text.Tokenizer(max_tokens=500).fit(reviews.text[:200])
+assert tokenizer.encode(reviews.text[200:210], max_length=40).shape == (10, 40)
+
+gradient = kdl.autodiff.grad(lambda x: keras.ops.sum(x**2))(np.array([1.0, 2.0]))
+assert np.allclose(keras.ops.convert_to_numpy(gradient), [2.0, 4.0])
+
+loaded = sorted(m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow."))
+assert not loaded, loaded
+print("OK without tensorflow on", keras.backend.backend())
+"""
+
+
+def test_data_utilities_run_with_tensorflow_blocked_on_jax_and_torch():
+    processes = {}
+    for backend in ("jax", "torch"):
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        processes[backend] = subprocess.Popen(
+            [sys.executable, "-c", SCRIPT],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    for backend, process in processes.items():
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, f"{backend}:\n{output[-3000:]}"
+        assert f"OK without tensorflow on {backend}" in output, output[-3000:]
