@@ -48,6 +48,8 @@ def _normalise_argnums(argnums: Argnums) -> tuple[tuple[int, ...], bool]:
 
 
 def _as_float_tensor(x: Any) -> Any:
+    if isinstance(x, keras.Variable):  # differentiate with respect to its current value
+        x = x.value
     tensor = ops.convert_to_tensor(x)
     if not keras.backend.is_float_dtype(keras.backend.standardize_dtype(tensor.dtype)):
         tensor = ops.cast(tensor, keras.config.floatx())

@@ -120,3 +120,10 @@ def test_bad_argnums_are_rejected_with_the_value(argnums):
 def test_argnums_out_of_range_names_the_count():
     with pytest.raises(ValueError, match=r"out of range.*1 positional"):
         grad(lambda x: ops.sum(x), argnums=1)(np.ones(2, "float32"))
+
+
+def test_keras_variable_argument_is_differentiated_at_its_value():
+    import keras
+
+    v = keras.Variable([1.0, -2.0])
+    np.testing.assert_allclose(to_np(grad(lambda x: ops.sum(x**3))(v)), [3.0, 12.0])
