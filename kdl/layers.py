@@ -35,7 +35,9 @@ def _check_activation(name: str, value: Any) -> Any:
 
 def _per_block(name: str, value: Any, num_blocks: int, allow_none: bool = False) -> tuple:
     """Broadcast an int (or None) to every block, or check a per-block sequence."""
-    ok = (lambda v: (_is_int(v) and v >= 1) or (allow_none and v is None))  # noqa: E731
+    def ok(v: Any) -> bool:
+        return (_is_int(v) and v >= 1) or (allow_none and v is None)
+
     values = tuple(value) if isinstance(value, Sequence) and not isinstance(value, str) else None
     if values is None and ok(value):
         return (value,) * num_blocks
@@ -53,10 +55,10 @@ class SqueezeExcitation(keras.layers.Layer):
     """Squeeze-and-excitation block (Hu et al., 2018): learned per-channel attention.
 
     *Squeeze*: average every channel over all non-channel axes, giving ``z`` of shape
-    ``(batch, channels)``. *Excitation*: ``s = gate(W2 · activation(W1 · z))`` with a bottleneck of
-    ``channels // ratio`` units. *Scale*: multiply each channel of the input by its weight in ``s``.
-    The block has ``2·C·(C//r) + C//r + C`` parameters. With a mask (padded sequences), the
-    squeeze averages over the unmasked steps only, and the mask is passed on.
+    ``(batch, channels)``. *Excitation*: ``s = gate(W2 · activation(W1 · z))`` with a
+    bottleneck of ``channels // ratio`` units. *Scale*: multiply each channel of the input by its
+    weight in ``s``. The block has ``2·C·(C//r) + C//r + C`` parameters. With a mask (padded
+    sequences), the squeeze averages over the unmasked steps only, and the mask is passed on.
 
     Args:
         ratio: reduction ratio ``r``, a positive integer; ``channels // ratio`` must be at least 1.
@@ -189,10 +191,11 @@ class Conv1DStack(keras.layers.Layer):
     (None, 100, 8)
     >>> Conv1DStack(filters=(16, 32), kernel_size=5, padding="valid", pool_size=2
     ...             ).compute_output_shape((None, 100, 1))
-    (None, 21, 32)
+    (None, 22, 32)
     """
 
-    def __init__(self, filters: int | Sequence[int] = (32, 64), kernel_size: int | Sequence[int] = 3,
+    def __init__(self, filters: int | Sequence[int] = (32, 64),
+                 kernel_size: int | Sequence[int] = 3,
                  strides: int | Sequence[int] = 1, dilation_rate: int | Sequence[int] = 1,
                  padding: str = "same", activation: Any = "relu", batch_norm: bool = False,
                  pool_size: int | Sequence[int | None] | None = None, dropout: float = 0.0,
@@ -220,7 +223,11 @@ class Conv1DStack(keras.layers.Layer):
                 or not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be a float in [0, 1), got dropout={dropout!r}")
         if se_ratio is not None and (not _is_int(se_ratio) or se_ratio < 1):
-            raise ValueError(f"`se_ratio` must be None or a positive integer, got se_ratio={se_ratio!r}")
+            raise ValueError("`se_ratio` must be None or a positive integer, "
+                             f"got se_ratio={se_ratio!r}")
+        if se_ratio is not None and min(filters) // se_ratio < 1:
+            raise ValueError(f"`se_ratio`={se_ratio} leaves no hidden unit for a block of "
+                             f"{min(filters)} filters; use se_ratio <= {min(filters)}")
         for name, flag in (("batch_norm", batch_norm), ("residual", residual)):
             if not isinstance(flag, bool):
                 raise TypeError(f"`{name}` must be a bool, got {name}={flag!r}")
@@ -229,6 +236,7 @@ class Conv1DStack(keras.layers.Layer):
                              "shortcut keeps the block's length, got padding='valid'")
         self.padding = padding
         self.activation = _check_activation("activation", activation)
+        self._act = keras.activations.get(activation)
         self.batch_norm = batch_norm
         self.dropout = float(dropout)
         self.se_ratio = se_ratio
@@ -238,7 +246,6 @@ class Conv1DStack(keras.layers.Layer):
         if len(input_shape) != 3 or input_shape[-1] is None:
             raise ValueError("Conv1DStack needs a (batch, steps, channels) input with known "
                              f"channels, got input_shape={tuple(input_shape)}")
-        self._act = keras.activations.get(self.activation)
         self.blocks = []
         shape = tuple(input_shape)
         for i, f in enumerate(self.filters):
@@ -253,8 +260,8 @@ class Conv1DStack(keras.layers.Layer):
                 block["se"] = SqueezeExcitation(self.se_ratio, name=f"se_{i}",
                                                 dtype=self.dtype_policy)
             if self.residual and (shape[-1] != f or self.strides[i] > 1):
-                block["shortcut"] = keras.layers.Conv1D(f, 1, strides=self.strides[i],
-                                                        name=f"shortcut_{i}", dtype=self.dtype_policy)
+                block["shortcut"] = keras.layers.Conv1D(
+                    f, 1, strides=self.strides[i], name=f"shortcut_{i}", dtype=self.dtype_policy)
             if self.pool_size[i] is not None:
                 block["pool"] = keras.layers.MaxPooling1D(self.pool_size[i], name=f"pool_{i}",
                                                           dtype=self.dtype_policy)
@@ -364,13 +371,14 @@ class SummingBidirectional(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> bi = SummingBidirectional(keras.layers.LSTM(4, return_sequences=True))
-    >>> tuple(bi(np.zeros((2, 5, 3), dtype="float32")).shape), bi.count_params()
-    ((2, 5, 4), 288)
+    >>> y = bi(np.zeros((2, 5, 3), dtype="float32"))
+    >>> tuple(y.shape), bi.count_params()  # two LSTMs of 4*(4*(3 + 4) + 4) parameters
+    ((2, 5, 4), 256)
     """
 
     def __init__(self, layer: keras.layers.Layer, **kwargs: Any) -> None:
         if not isinstance(layer, keras.layers.Layer):
-            raise TypeError(f"`layer` must be a Keras recurrent layer instance, got layer={layer!r}")
+            raise TypeError(f"`layer` must be a Keras recurrent layer, got layer={layer!r}")
         for attr in ("go_backwards", "return_sequences", "return_state", "stateful"):
             if not hasattr(layer, attr):
                 raise ValueError(f"`layer` must be a recurrent layer with a `{attr}` attribute "
