@@ -19,7 +19,7 @@ from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax", "torch")
 # Used when KERAS_BACKEND is not set: the backend measured fastest for the whole book (README).
-DEFAULT_BACKEND = "jax"
+DEFAULT_BACKEND = "tensorflow"
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS_DIR = ROOT / "chapters"
 
