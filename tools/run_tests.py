@@ -4,6 +4,7 @@ For each of TensorFlow, JAX and PyTorch, one pytest process started with KERAS_B
 the kdl unit tests and gates in tests/ and executes every chapter under nbval (--nbval-lax: every
 cell must run; cells tagged nbval-check-output must reproduce their stored output). At the end it
 prints seconds per chapter and backend, the totals, and one closing line over the three runs.
+The torch run gets OMP_NUM_THREADS=1 unless the caller sets it (see bench/torch_threads.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ def run_backend(backend: str, extra: list[str]) -> tuple[int, dict, float]:
         "MPLBACKEND": "Agg",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
+    if backend == "torch":
+        # torch's OpenMP threads busy-wait; on a shared CPU they starve each other (bench/torch_threads.py:
+        # 4.9x faster with one thread
+        # under load; chapters 04/07/09 within 16 % when quiet). A value set by the caller wins.
+        env.setdefault("OMP_NUM_THREADS", "1")
     cmd = [
         sys.executable, "-m", "pytest", "tests", "chapters", "-p", "pytest_timing",
         "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=600",
