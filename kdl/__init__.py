@@ -57,7 +57,7 @@ def default_device() -> str:
     return text
 
 
-def setup(seed: int = 0, *, quiet: bool = False) -> str:
+def setup(seed: int = 0, *, quiet: bool = False) -> None:
     """Seed every random generator, set notebook plotting defaults, and report the environment.
 
     Seeds Python's ``random``, NumPy and the backend through ``keras.utils.set_random_seed``.
@@ -68,13 +68,12 @@ def setup(seed: int = 0, *, quiet: bool = False) -> str:
         seed: non-negative integer seed.
         quiet: if True, do not print the summary line.
 
-    Returns:
-        The one-line summary: kdl, Keras, backend and its version, device, seed.
+    Prints one line (kdl, Keras, backend and its version, device, seed) and returns nothing, so
+    that a notebook's setup cell shows the line once.
 
     Example:
-    >>> line = setup(seed=1, quiet=True)
-    >>> line.startswith("kdl ")
-    True
+    >>> setup(seed=1)  # doctest: +ELLIPSIS
+    kdl ... | Keras ... | backend ... | device ... | seed 1
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"`seed` must be a non-negative integer, got seed={seed!r}")
@@ -98,4 +97,3 @@ def setup(seed: int = 0, *, quiet: bool = False) -> str:
     )
     if not quiet:
         print(line)
-    return line

@@ -85,6 +85,9 @@ def run_chapter(path: Path, backend: str, out_dir: Path, timeout: int) -> dict:
              "seconds": 0.0, "failed_cell": None, "error": None}
     start = time.perf_counter()
     os.environ["KERAS_BACKEND"] = backend  # the kernel inherits the environment
+    # keras.utils.set_random_seed imports TensorFlow (when installed) on every backend; without this
+    # its C++ start-up log lines land in the rendered chapters. A value the caller set wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         with client.setup_kernel():
             for index, cell in enumerate(nb.cells):

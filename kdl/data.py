@@ -190,9 +190,10 @@ class WindowDataset(keras.utils.PyDataset):
     ``data[r + delay, target_column]``. So ``delay=0`` predicts the row right after the window,
     ``delay`` rows later than that in general; the target is ``delay + 1`` rows after the last row
     of the lookback span. The eligible rows are ``r = min_index + lookback, ..., max_index - 1``:
-    ``min_index`` is the first row a window may read and ``max_index`` is exclusive. A target can
-    lie up to ``delay`` rows beyond ``max_index`` (as in the notes): when you split a series by
-    time, leave a gap of ``delay`` rows between the ranges if the targets must not overlap.
+    ``min_index`` is the first row a window may read and ``max_index`` is exclusive, so the last
+    target is row ``max_index - 1 + delay`` (as in the notes): when you split a series by time,
+    stop a range ``delay`` rows early (``max_index = end - delay``) if its targets must stay below
+    ``end``.
 
     **Bugs of the notes' generator, and the fixes.**
 

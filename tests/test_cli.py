@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -20,8 +21,9 @@ def _notebook(path, *sources):
 
 
 def test_setup_prints_backend_versions_and_device(capsys):
-    line = kdl.setup(seed=3)
-    assert capsys.readouterr().out.strip() == line
+    assert kdl.setup(seed=3) is None  # printed, not returned: a setup cell shows the line once
+    line = capsys.readouterr().out.strip()
+    assert "\n" not in line
     assert f"backend {keras.backend.backend()} {kdl.backend_version()}" in line
     assert f"Keras {keras.__version__}" in line and "device " in line and line.endswith("seed 3")
 
@@ -52,13 +54,15 @@ def test_info_names_keras_backend_and_device():
 def test_run_reports_each_chapter_and_names_the_failing_cell(tmp_path):
     backend = keras.backend.backend()
     good = _notebook(tmp_path / "01_good.ipynb",
-                     f"import keras\nassert keras.backend.backend() == {backend!r}", "print(1 + 1)")
+                     f"import keras\nassert keras.backend.backend() == {backend!r}", "print(1 + 1)",
+                     "import kdl\nkdl.setup(seed=0)")
     bad = _notebook(tmp_path / "02_bad.ipynb", "x = 1", "raise RuntimeError('broken on purpose')",
                     "print('never reached')")
     build = tmp_path / "_build"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a reader has it
     proc = subprocess.run(
         [sys.executable, "-m", "kdl", "run", str(bad), str(good), "--backend", backend,
-         "--build-dir", str(build)], capture_output=True, text=True,
+         "--build-dir", str(build)], capture_output=True, text=True, env=env,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "[1/2] 02_bad" in proc.stdout and "[2/2] 01_good" in proc.stdout  # progress, not stopped
@@ -70,4 +74,7 @@ def test_run_reports_each_chapter_and_names_the_failing_cell(tmp_path):
     assert "02_bad" in (build / "report.md").read_text()
     executed = nbformat.read(build / backend / "01_good.ipynb", as_version=4)
     assert executed.cells[1].outputs[0]["text"] == "2\n"
+    # the setup cell shows kdl's one line and nothing else (no TensorFlow start-up logs on stderr)
+    assert [o["name"] for o in executed.cells[2].outputs] == ["stdout"], executed.cells[2].outputs
+    assert executed.cells[2].outputs[0]["text"].startswith("kdl ")
     assert (build / backend / "01_good.html").stat().st_size > 1000

@@ -59,6 +59,19 @@ def test_chapter_follows_the_conventions(path):
             assert cell["outputs"] == [] and cell["execution_count"] is None
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_check_cells_compare_printed_text_only(path):
+    # A figure's output depends on the matplotlib backend (inline in Jupyter, none under Agg, as in
+    # `make test`) and a displayed tensor's repr on the Keras backend: tagged cells print plain text.
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for index, cell in enumerate(nb["cells"]):
+        if CHECK_TAG in cell.get("metadata", {}).get("tags", []):
+            kinds = [(o["output_type"], o.get("name")) for o in cell["outputs"]]
+            assert kinds and set(kinds) == {("stream", "stdout")}, (
+                f"cell {index}: a check cell must only print to stdout, stored outputs are {kinds}"
+            )
+
+
 def test_normaliser_clears_untagged_outputs_and_keeps_tagged_ones():
     nb = {
         "cells": [
