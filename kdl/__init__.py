@@ -91,9 +91,6 @@ def setup(seed: int = 0, *, quiet: bool = False) -> None:
             "legend.frameon": False,
         }
     )
-    line = (
-        f"kdl {__version__} | Keras {keras.__version__} | backend {keras.backend.backend()} "
-        f"{backend_version()} | device {default_device()} | seed {seed}"
-    )
     if not quiet:
-        print(line)
+        print(f"kdl {__version__} | Keras {keras.__version__} | backend {keras.backend.backend()} "
+              f"{backend_version()} | device {default_device()} | seed {seed}")
