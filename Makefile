@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test venv info normalise clean
+.PHONY: book lab test venv info normalise clean
 
 venv: $(STAMP)
 
@@ -15,11 +15,19 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all,test,book]"
 	touch $@
 
+# Executes the chapters, then builds the site _build/html/ (book/) and prints its index.html.
 book: venv
 	$(BIN)/python -m kdl run   # backend: $$KERAS_BACKEND, else kdl's default (README)
 
 test: venv
 	$(BIN)/python tools/run_tests.py
+
+# JupyterLab on the chapters for reading and changing them: backend from $KERAS_BACKEND, else
+# kdl's default (as for `make book`), and the quiet environment `kdl run` gives its kernels.
+lab: venv
+	cd chapters && KERAS_BACKEND=$${KERAS_BACKEND:-$$(../$(BIN)/python -c "from kdl.__main__ import DEFAULT_BACKEND as b; print(b)")} \
+	  TF_CPP_MIN_LOG_LEVEL=$${TF_CPP_MIN_LOG_LEVEL:-2} MPLBACKEND=$${MPLBACKEND:-module://matplotlib_inline.backend_inline} \
+	  ../$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 info: venv
 	$(BIN)/python -m kdl info

@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from importlib import metadata
 
-import keras
-
-from kdl import autodiff
+# keras (and with it the backend: TensorFlow prints its start-up lines on import) is imported by
+# the functions that use it, not by `import kdl`: `python -m kdl run` executes chapters in
+# kernels and never needs it in its own process.
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "autodiff", "backend_version", "default_device", "setup"]
@@ -21,6 +21,8 @@ _BACKEND_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "
 
 def backend_version() -> str:
     """Return the version string of the library behind the current Keras backend."""
+    import keras
+
     name = _BACKEND_MODULE.get(keras.backend.backend(), keras.backend.backend())
     module = sys.modules.get(name)  # Keras has already imported its backend.
     version = getattr(module, "__version__", None)
@@ -41,6 +43,8 @@ def default_device() -> str:
     >>> default_device() in {"cpu", "cpu:0"} or default_device().startswith(("cuda", "gpu"))
     True
     """
+    import keras
+
     tensor = keras.ops.zeros(())
     device = getattr(tensor, "device", None)
     if callable(device):  # older jax: Array.device() is a method
@@ -57,11 +61,43 @@ def default_device() -> str:
     return text
 
 
+def _seed_active_backend(seed: int) -> None:
+    """Do what ``keras.utils.set_random_seed(seed)`` does, seeding TensorFlow only on its backend.
+
+    Keras's function (keras/src/utils/rng_utils.py) records the seed in Keras's global state,
+    drops the global ``SeedGenerator`` (``keras.random`` calls without a seed recreate it from the
+    recorded seed), seeds ``random`` and NumPy, seeds TensorFlow whenever it is installed, and
+    seeds torch on the torch backend. Only the TensorFlow step differs here.
+    """
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        keras.utils.set_random_seed(seed)
+        return
+    import random
+
+    import numpy as np
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+
+
 def setup(seed: int = 0, *, quiet: bool = False) -> None:
     """Seed every random generator, set notebook plotting defaults, and report the environment.
 
-    Seeds Python's ``random``, NumPy and the backend through ``keras.utils.set_random_seed``.
-    The backend's random *streams* still differ: the same seed gives different numbers on
+    Seeds Python's ``random``, NumPy and the active backend as ``keras.utils.set_random_seed``
+    does (the same numbers follow), but on JAX and PyTorch without importing TensorFlow, which
+    that function imports on every backend to seed ``tf.data``: seconds of start-up per chapter
+    (``bench/startup.py``). The backend's random *streams* still differ: the same seed gives different numbers on
     TensorFlow, JAX and PyTorch, so chapters compare results with tolerances, never digits.
 
     Args:
@@ -75,9 +111,11 @@ def setup(seed: int = 0, *, quiet: bool = False) -> None:
     >>> setup(seed=1)  # doctest: +ELLIPSIS
     kdl ... | Keras ... | backend ... | device ... | seed 1
     """
+    import keras
+
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"`seed` must be a non-negative integer, got seed={seed!r}")
-    keras.utils.set_random_seed(seed)
+    _seed_active_backend(seed)
     import matplotlib as mpl
 
     mpl.rcParams.update(
@@ -94,3 +132,12 @@ def setup(seed: int = 0, *, quiet: bool = False) -> None:
     if not quiet:
         print(f"kdl {__version__} | Keras {keras.__version__} | backend {keras.backend.backend()} "
               f"{backend_version()} | device {default_device()} | seed {seed}")
+
+
+def __getattr__(name: str):
+    """``kdl.autodiff`` without importing it first, as when ``import kdl`` imported it."""
+    if name == "autodiff":
+        import importlib
+
+        return importlib.import_module("kdl.autodiff")
+    raise AttributeError(f"module 'kdl' has no attribute {name!r}")

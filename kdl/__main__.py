@@ -1,9 +1,11 @@
 """Command line of the course kit: ``python -m kdl info`` and ``python -m kdl run``.
 
 ``run`` executes chapters, each in a fresh kernel started with ``KERAS_BACKEND`` set, writes the
-executed notebooks (and their HTML) to ``_build/<backend>/``, and prints and writes a report
-(``_build/report.md``, ``_build/report.json``). A failing chapter does not stop the others; the
-report names the failing cell, and the exit status is 1 when any chapter failed.
+executed notebooks to ``_build/<backend>/``, writes a report (``_build/report.md``,
+``_build/report.json``), prints one line per chapter and a summary, and builds the book's site
+``_build/html/`` from the executed notebooks (``kdl.book``; ``--html-only`` rebuilds just the
+site). A failing chapter does not stop the others; the report and its page name the failing cell,
+and the exit status is 1 when any chapter failed.
 """
 
 from __future__ import annotations
@@ -40,9 +42,14 @@ def info() -> str:
     return "\n".join(lines)
 
 
-def find_chapters(names: list[str]) -> list[Path]:
-    """Resolve chapter arguments ('03', '03_optimization', a path) to notebook paths, in order."""
-    available = sorted(CHAPTERS_DIR.glob("[0-9][0-9]_*.ipynb"))
+def find_chapters(names: list[str], folder: Path = CHAPTERS_DIR) -> list[Path]:
+    """Resolve chapter arguments ('03', '03_optimization', a path) to notebook paths in ``folder``
+    (default: the clone's chapters/), in order; exit with a message naming ``folder`` when it holds
+    no chapters (NN_slug.ipynb)."""
+    available = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not available and not all(Path(n).suffix == ".ipynb" for n in names or ["-"]):
+        raise SystemExit(f"kdl run: no chapters (NN_slug.ipynb) in {Path(folder).resolve()}; "
+                         "pass the folder that holds them with --chapters DIR")
     if not names:
         return available
     chosen = []
@@ -64,18 +71,22 @@ def _device_in_kernel(client) -> str:
     import nbformat
 
     cell = nbformat.v4.new_code_cell("import kdl; print(kdl.default_device())")
+    # nbclient stores an executed cell at its index in the notebook: run the probe as an extra last
+    # cell and take it out again, so that no chapter cell is replaced.
+    client.nb.cells.append(cell)
     try:
-        client.execute_cell(cell, 0, store_history=False)
+        client.execute_cell(cell, len(client.nb.cells) - 1, store_history=False)
         return "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stdout").strip()
     except Exception:  # the report still matters more than the device name
         return ""
+    finally:
+        client.nb.cells.pop()
 
 
 def run_chapter(path: Path, backend: str, out_dir: Path, timeout: int) -> dict:
     """Execute one chapter in a fresh kernel on ``backend``; return its report entry."""
     import nbclient
     import nbformat
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
@@ -85,11 +96,17 @@ def run_chapter(path: Path, backend: str, out_dir: Path, timeout: int) -> dict:
              "seconds": 0.0, "failed_cell": None, "error": None}
     start = time.perf_counter()
     os.environ["KERAS_BACKEND"] = backend  # the kernel inherits the environment
-    # keras.utils.set_random_seed imports TensorFlow (when installed) on every backend; without this
-    # its C++ start-up log lines land in the rendered chapters. A value the caller set wins.
+    # Library logs written to file descriptor 2 by C++ code (TensorFlow's absl start-up lines, which
+    # TF_CPP_MIN_LOG_LEVEL no longer silences in TF 2.21; keras.utils.set_random_seed imports
+    # TensorFlow on every backend) are not part of the chapter: the kernel does not capture them
+    # into the notebook, and its own stdout and stderr go to a log file beside it, not the console.
+    # Python warnings still reach the notebook as stderr outputs (the site hides those).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    client.extra_arguments = ["--IPKernelApp.capture_fd_output=False"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / f"{path.stem}.kernel.log"
     try:
-        with client.setup_kernel():
+        with open(log_path, "wb") as log, client.setup_kernel(stdout=log, stderr=log):
             for index, cell in enumerate(nb.cells):
                 try:
                     client.execute_cell(cell, index)
@@ -101,13 +118,10 @@ def run_chapter(path: Path, backend: str, out_dir: Path, timeout: int) -> dict:
                     break
             entry["seconds"] = round(time.perf_counter() - start, 1)
             entry["device"] = _device_in_kernel(client)
-    except Exception as err:  # kernel died or timed out
-        entry.update(status="failed", error=f"{type(err).__name__}: {err}")
+    except Exception as err:  # kernel died or timed out: its log may say why
+        entry.update(status="failed", error=f"{type(err).__name__}: {err} (kernel log: {log_path})")
         entry["seconds"] = round(time.perf_counter() - start, 1)
-    out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)
-    html, _ = HTMLExporter().from_notebook_node(nb)
-    (out_dir / f"{path.stem}.html").write_text(html, encoding="utf-8")
     return entry
 
 
@@ -130,11 +144,9 @@ def write_report(entries: list[dict], build: Path) -> str:
     return text
 
 
-def run(names: list[str], backend: str, build: Path, timeout: int) -> int:
-    chapters = find_chapters(names)
-    if not chapters:
-        print("kdl run: no chapters found in", CHAPTERS_DIR)
-        return 1
+def run(names: list[str], backend: str, build: Path, timeout: int, html: bool = True,
+        folder: Path = CHAPTERS_DIR) -> int:
+    chapters = find_chapters(names, folder)
     entries = []
     for number, path in enumerate(chapters, start=1):
         print(f"[{number}/{len(chapters)}] {path.stem} on {backend} ...", end=" ", flush=True)
@@ -144,13 +156,26 @@ def run(names: list[str], backend: str, build: Path, timeout: int) -> int:
         if entry["error"]:
             print(f"    {entry['error']}")
         entries.append(entry)
-    print()
-    print(write_report(entries, build))
+    write_report(entries, build)
     failed = [e["chapter"] for e in entries if e["status"] != "passed"]
     total = sum(e["seconds"] for e in entries)
     print(f"{len(entries) - len(failed)} of {len(entries)} chapters passed on {backend} "
           f"in {total:.1f} s; report: {build / 'report.md'}")
-    return 1 if failed else 0
+    site_failed = build_book(build, backend) if html else 0
+    return 1 if failed or site_failed else 0
+
+
+def build_book(build: Path, backend: str) -> int:
+    """Build the site from the executed notebooks in ``build/<backend>/`` and print its index."""
+    from kdl.book import build_site
+
+    try:
+        index = build_site(build, backend)
+    except Exception as err:  # e.g. the book extra is not installed: the report still stands
+        print(f"kdl run: the site was not built: {type(err).__name__}: {err}")
+        return 1
+    print(f"book: {index}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,8 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("chapters", nargs="*", help="e.g. 00 03_optimization (default: all)")
     p_run.add_argument("--backend", choices=BACKENDS,
                        default=os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND)
+    p_run.add_argument("--chapters", dest="chapters_dir", type=Path, default=CHAPTERS_DIR,
+                       help="folder of the chapter notebooks (default: the clone's chapters/)")
     p_run.add_argument("--build-dir", type=Path, default=ROOT / "_build")
     p_run.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    p_run.add_argument("--html-only", action="store_true",
+                       help="rebuild only the site, from the notebooks executed on --backend")
+    p_run.add_argument("--no-html", action="store_true", help="execute and report, build no site")
     args = parser.parse_args(argv)
     if args.command == "info":
         if args.backend and args.backend != os.environ.get("KERAS_BACKEND"):
@@ -173,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         print(info())
         return 0
     args.build_dir.mkdir(parents=True, exist_ok=True)
-    return run(args.chapters, args.backend, args.build_dir, args.timeout)
+    if args.html_only:
+        return build_book(args.build_dir, args.backend)
+    return run(args.chapters, args.backend, args.build_dir, args.timeout, html=not args.no_html,
+               folder=args.chapters_dir)
 
 
 if __name__ == "__main__":

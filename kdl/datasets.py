@@ -5,8 +5,9 @@ checksum recorded below (and in ``data/SOURCES.md``, which also gives each file'
 and how it was cut), and raises an error naming the file, with how to restore it, when the file is
 missing or altered.
 
-The folder is found relative to the installed package (``Path(kdl.__file__).parent.parent /
-"data"``, i.e. a clone of the repository installed with ``pip install -e .``). The ``data_dir``
+The files travel inside the wheel as ``kdl/_data/`` (pyproject.toml maps the repository's
+``data/``, the one copy, to that package), so an installed kdl loads them from any directory; in a
+clone (``pip install -e .``) they are read from the repository's ``data/``. The ``data_dir``
 argument of every loader, or else the ``KDL_DATA_DIR`` environment variable, points elsewhere.
 """
 
@@ -74,8 +75,9 @@ class DataChecksumError(OSError):
 
 
 def data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """Return the folder the loaders read: ``data_dir``, else ``$KDL_DATA_DIR``, else the
-    repository's ``data/`` next to the ``kdl`` package.
+    """Return the folder the loaders read: ``data_dir``, else ``$KDL_DATA_DIR``, else the data
+    shipped inside the installed package (``kdl/_data/``), else, in a clone of the repository,
+    its ``data/`` next to the ``kdl`` package.
 
     Example:
     >>> data_dir("/tmp/my_data").as_posix()
@@ -87,15 +89,17 @@ def data_dir(data_dir: str | os.PathLike | None = None) -> Path:
         return Path(data_dir)
     if os.environ.get("KDL_DATA_DIR"):
         return Path(os.environ["KDL_DATA_DIR"])
-    return Path(__file__).resolve().parent.parent / "data"
+    package = Path(__file__).resolve().parent
+    installed = package / "_data"
+    return installed if installed.is_dir() else package.parent / "data"
 
 
 def _read_verified(name: str, folder: str | os.PathLike | None) -> bytes:
     """Return the bytes of data file ``name`` after checking its sha256."""
     path = data_dir(folder) / name
     restore = (
-        f"Restore it with `git checkout -- data/{name}` in the kdl repository, or rebuild it with "
-        "`python tools/build_data.py` (see data/SOURCES.md)"
+        f"Reinstall kdl, restore it with `git checkout -- data/{name}` in the kdl repository, or "
+        "rebuild it with `python tools/build_data.py` (see data/SOURCES.md)"
     )
     if not path.is_file():
         raise FileNotFoundError(

@@ -16,7 +16,10 @@ from typing import Any
 import keras
 from keras import ops
 
-__all__ = ["Conv1DStack", "SqueezeExcitation", "SummingBidirectional"]
+from kdl.attention import SinusoidalPositionEncoding, TransformerEncoder
+
+__all__ = ["Conv1DStack", "SinusoidalPositionEncoding", "SqueezeExcitation", "SummingBidirectional",
+           "TransformerEncoder"]
 
 _PADDINGS = ("same", "valid", "causal")
 

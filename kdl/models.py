@@ -14,9 +14,12 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from kdl.layers import Conv1DStack, SqueezeExcitation
+from kdl.gan import GAN
+from kdl.layers import (Conv1DStack, SinusoidalPositionEncoding, SqueezeExcitation,
+                        TransformerEncoder)
 
-__all__ = ["conv1d_classifier", "forecaster", "se_cnn", "sequence_tagger", "text_classifier"]
+__all__ = ["GAN", "conv1d_classifier", "forecaster", "se_cnn", "sequence_tagger", "text_classifier",
+           "transformer_classifier"]
 
 FORECASTER_KINDS = ("dense", "conv1d", "gru", "lstm", "bilstm_sum", "conv1d_gru")
 
@@ -240,3 +243,50 @@ def se_cnn(input_shape: Sequence[int] = (28, 28, 1), num_classes: int = 10, *,
         x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="classes")(x)
     return keras.Model(inputs, outputs, name=name or ("se_cnn" if se_ratio else "plain_cnn"))
+
+
+def transformer_classifier(vocab_size: int, num_classes: int, max_length: int, *,
+                           embed_dim: int = 32, num_heads: int = 2, intermediate_dim: int = 64,
+                           num_layers: int = 1, dropout: float = 0.0,
+                           name: str = "transformer_classifier") -> keras.Model:
+    """Return a Transformer text classifier: ids ``(batch, max_length)`` -> class probabilities.
+
+    Embedding(mask_zero=True, so id 0 is padding), multiplied by ``sqrt(embed_dim)`` as in
+    Vaswani et al. (2017) so that the token vectors are not drowned by the position encoding
+    (Keras initialises embeddings within ±0.05, the encoding lies in [-1, 1]) -> ``+``
+    SinusoidalPositionEncoding -> ``num_layers`` x TransformerEncoder (post-norm; the embedding's
+    mask keeps every block from attending to padding) -> GlobalAveragePooling1D (a mean over the
+    real tokens only, through the same mask) -> [Dropout] -> Dense(num_classes, softmax). Train
+    with integer labels and
+    ``sparse_categorical_crossentropy``, as ``text_classifier``. ``embed_dim`` must be even (the
+    position encoding pairs features) and divisible by ``num_heads``.
+
+    Example:
+    >>> model = transformer_classifier(vocab_size=1000, num_classes=2, max_length=50)
+    >>> model.output_shape, model.get_layer("encoder_1").output.shape
+    ((None, 2), (None, 50, 32))
+    """
+    _check_positive_int("vocab_size", vocab_size, minimum=2)
+    _check_positive_int("num_classes", num_classes, minimum=2)
+    for arg, value in (("max_length", max_length), ("embed_dim", embed_dim),
+                       ("num_heads", num_heads), ("intermediate_dim", intermediate_dim),
+                       ("num_layers", num_layers)):
+        _check_positive_int(arg, value)
+    _check_rate("dropout", dropout)
+    if embed_dim % 2:
+        raise ValueError(f"`embed_dim` must be even for the sinusoidal position encoding, "
+                         f"got embed_dim={embed_dim}")
+    if embed_dim % num_heads:
+        raise ValueError(f"`embed_dim`={embed_dim} must be divisible by `num_heads`={num_heads}")
+    inputs = keras.Input((max_length,), dtype="int32", name="tokens")
+    x = layers.Embedding(vocab_size, embed_dim, mask_zero=True, name="embedding")(inputs)
+    x = layers.Rescaling(embed_dim**0.5, name="scale_embedding")(x)
+    positions = SinusoidalPositionEncoding(name="position_encoding")(x)
+    x = layers.Add(name="add_positions")([x, positions])
+    for i in range(1, num_layers + 1):
+        x = TransformerEncoder(intermediate_dim, num_heads, dropout=dropout, name=f"encoder_{i}")(x)
+    x = layers.GlobalAveragePooling1D(name="mean_over_tokens")(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name=name)

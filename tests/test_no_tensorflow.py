@@ -94,3 +94,53 @@ def test_data_utilities_run_with_tensorflow_blocked_on_jax_and_torch():
         output, _ = process.communicate(timeout=300)
         assert process.returncode == 0, f"{backend}:\n{output[-3000:]}"
         assert f"OK without tensorflow on {backend}" in output, output[-3000:]
+
+
+SETUP_SCRIPT = r"""
+import random
+import sys
+
+import keras
+import numpy as np
+
+import kdl
+
+
+def draws():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dropout(0.5)])
+    weights = [keras.ops.convert_to_numpy(w) for w in model.weights]
+    dropped = keras.ops.convert_to_numpy(model(np.ones((2, 3), "float32"), training=True))
+    noise = keras.ops.convert_to_numpy(keras.random.normal((5,)))
+    return [random.random(), np.random.rand(3), noise, dropped, *weights]
+
+
+kdl.setup(seed=7, quiet=True)
+assert "tensorflow" not in sys.modules, "kdl.setup imported tensorflow"
+ours = draws()
+keras.utils.set_random_seed(7)  # Keras's own seeding, which imports TensorFlow
+assert "tensorflow" in sys.modules, "TensorFlow must be installed for this check"
+theirs = draws()
+for a, b in zip(ours, theirs, strict=True):
+    assert np.array_equal(a, b), (a, b)
+print("OK setup without tensorflow on", keras.backend.backend())
+"""
+
+
+def test_setup_seeds_like_keras_without_importing_tensorflow_on_jax_and_torch():
+    """kdl.setup leaves TensorFlow unimported on JAX and torch, yet every stream it seeds (Python,
+    NumPy, keras.random, layer initialisers, dropout) draws exactly what keras.utils.set_random_seed
+    gives."""
+    processes = {}
+    for backend in ("jax", "torch"):
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        processes[backend] = subprocess.Popen(
+            [sys.executable, "-c", SETUP_SCRIPT],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    for backend, process in processes.items():
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, f"{backend}:\n{output[-3000:]}"
+        assert f"OK setup without tensorflow on {backend}" in output, output[-3000:]

@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 from keras import layers, ops
 
-from kdl.layers import Conv1DStack, SqueezeExcitation, SummingBidirectional
-from kdl.models import conv1d_classifier, forecaster, se_cnn, sequence_tagger, text_classifier
+from kdl.layers import (Conv1DStack, SinusoidalPositionEncoding, SqueezeExcitation,
+                        SummingBidirectional, TransformerEncoder)
+from kdl.models import (conv1d_classifier, forecaster, se_cnn, sequence_tagger, text_classifier,
+                        transformer_classifier)
 
 REPO = Path(__file__).resolve().parents[1]
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -40,8 +42,24 @@ def kdl_layers_model() -> keras.Model:
     return keras.Model(inputs, layers.Dense(2, name="out")(x), name="kdl_layers")
 
 
+def kdl_attention_model() -> keras.Model:
+    """The Transformer blocks with non-default settings: pre-norm, gelu, a custom wavelength."""
+    inputs = keras.Input((None, 3), name="signal")
+    x = layers.Dense(8, name="project")(inputs)
+    positions = SinusoidalPositionEncoding(max_wavelength=100.0, name="positions")(x)
+    x = layers.Add(name="add_positions")([x, positions])
+    x = TransformerEncoder(12, 4, dropout=0.1, activation="gelu", normalize_first=True,
+                           layer_norm_epsilon=1e-6, name="encoder")(x)
+    x = layers.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(inputs, layers.Dense(2, name="out")(x), name="kdl_attention")
+
+
 CASES: dict[str, tuple[Callable[[], keras.Model], np.ndarray]] = {
     "kdl_layers": (kdl_layers_model, WINDOWS),
+    "kdl_attention": (kdl_attention_model, WINDOWS),
+    "transformer_classifier": (lambda: transformer_classifier(12, 3, 6, embed_dim=8, num_heads=2,
+                                                              intermediate_dim=8, num_layers=2,
+                                                              dropout=0.1), TOKENS),
     "sequence_tagger": (lambda: sequence_tagger(vocab_size=12, num_tags=3, units=4,
                                                 embed_dim=4), TOKENS),
     "text_classifier": (lambda: text_classifier(12, 3, embed_dim=4, units=3), TOKENS),
@@ -97,7 +115,8 @@ np.savez(f"{folder}/predicted_on_{keras.backend.backend()}.npz", **outputs)
 
 
 def test_models_saved_here_load_on_the_other_backends(backend, tmp_path):
-    names = ("kdl_layers", "sequence_tagger")  # every kdl layer, and a masked Bidirectional
+    # every kdl layer, a masked Bidirectional, and masked Transformer blocks
+    names = ("kdl_layers", "sequence_tagger", "kdl_attention", "transformer_classifier")
     expected = {}
     for name in names:
         build, x = CASES[name]
