@@ -79,12 +79,13 @@ print("OK without tensorflow on", keras.backend.backend())
 """
 
 
-def test_data_utilities_run_with_tensorflow_blocked_on_jax_and_torch():
+def run_on_jax_and_torch(script: str, success: str) -> None:
+    """Run `script` in a fresh process per backend (both at once); each must print `success` + backend."""
     processes = {}
     for backend in ("jax", "torch"):
         env = {**os.environ, "KERAS_BACKEND": backend}
         processes[backend] = subprocess.Popen(
-            [sys.executable, "-c", SCRIPT],
+            [sys.executable, "-c", script],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -93,7 +94,11 @@ def test_data_utilities_run_with_tensorflow_blocked_on_jax_and_torch():
     for backend, process in processes.items():
         output, _ = process.communicate(timeout=300)
         assert process.returncode == 0, f"{backend}:\n{output[-3000:]}"
-        assert f"OK without tensorflow on {backend}" in output, output[-3000:]
+        assert f"{success} {backend}" in output, output[-3000:]
+
+
+def test_data_utilities_run_with_tensorflow_blocked_on_jax_and_torch():
+    run_on_jax_and_torch(SCRIPT, "OK without tensorflow on")
 
 
 SETUP_SCRIPT = r"""
@@ -130,17 +135,4 @@ def test_setup_seeds_like_keras_without_importing_tensorflow_on_jax_and_torch():
     """kdl.setup leaves TensorFlow unimported on JAX and torch, yet every stream it seeds (Python,
     NumPy, keras.random, layer initialisers, dropout) draws exactly what keras.utils.set_random_seed
     gives."""
-    processes = {}
-    for backend in ("jax", "torch"):
-        env = {**os.environ, "KERAS_BACKEND": backend}
-        processes[backend] = subprocess.Popen(
-            [sys.executable, "-c", SETUP_SCRIPT],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    for backend, process in processes.items():
-        output, _ = process.communicate(timeout=300)
-        assert process.returncode == 0, f"{backend}:\n{output[-3000:]}"
-        assert f"OK setup without tensorflow on {backend}" in output, output[-3000:]
+    run_on_jax_and_torch(SETUP_SCRIPT, "OK setup without tensorflow on")
