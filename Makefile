@@ -22,12 +22,10 @@ book: venv
 test: venv
 	$(BIN)/python tools/run_tests.py
 
-# JupyterLab on the chapters for reading and changing them: backend from $KERAS_BACKEND, else
-# kdl's default (as for `make book`), and the quiet environment `kdl run` gives its kernels.
+# JupyterLab on the chapters for reading and changing them (`kdl lab`): backend from $KERAS_BACKEND,
+# else kdl's default (as for `make book`), and the kernel environment `kdl run` gives its kernels.
 lab: venv
-	cd chapters && KERAS_BACKEND=$${KERAS_BACKEND:-$$(../$(BIN)/python -c "from kdl.__main__ import DEFAULT_BACKEND as b; print(b)")} \
-	  TF_CPP_MIN_LOG_LEVEL=$${TF_CPP_MIN_LOG_LEVEL:-2} MPLBACKEND=$${MPLBACKEND:-module://matplotlib_inline.backend_inline} \
-	  ../$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	$(BIN)/python -m kdl lab $(LAB_ARGS)
 
 info: venv
 	$(BIN)/python -m kdl info

@@ -14,7 +14,7 @@ from importlib import metadata
 # kernels and never needs it in its own process.
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "autodiff", "backend_version", "default_device", "setup"]
+__all__ = ["__version__", "autodiff", "backend_version", "default_device", "set_random_seed", "setup"]
 
 _BACKEND_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy"}
 
@@ -61,14 +61,29 @@ def default_device() -> str:
     return text
 
 
-def _seed_active_backend(seed: int) -> None:
-    """Do what ``keras.utils.set_random_seed(seed)`` does, seeding TensorFlow only on its backend.
+def set_random_seed(seed: int) -> None:
+    """Seed Python's ``random``, NumPy and the active backend: ``keras.utils.set_random_seed``
+    without importing TensorFlow on JAX and PyTorch.
 
     Keras's function (keras/src/utils/rng_utils.py) records the seed in Keras's global state,
     drops the global ``SeedGenerator`` (``keras.random`` calls without a seed recreate it from the
-    recorded seed), seeds ``random`` and NumPy, seeds TensorFlow whenever it is installed, and
-    seeds torch on the torch backend. Only the TensorFlow step differs here.
+    recorded seed), seeds ``random`` and NumPy, seeds TensorFlow whenever it is installed (to seed
+    ``tf.data``), and seeds torch on the torch backend. This function does the same, except that it
+    seeds TensorFlow only on its own backend: the numbers that follow are the ones Keras's function
+    gives, and a JAX or PyTorch process never pays for importing TensorFlow (about 2 s).
+
+    Args:
+        seed: non-negative integer seed.
+
+    Example:
+    >>> import keras
+    >>> set_random_seed(3); a = keras.ops.convert_to_numpy(keras.random.normal((2,)))
+    >>> set_random_seed(3); b = keras.ops.convert_to_numpy(keras.random.normal((2,)))
+    >>> bool((a == b).all())
+    True
     """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer, got seed={seed!r}")
     import keras
 
     if keras.backend.backend() == "tensorflow":
@@ -94,10 +109,8 @@ def _seed_active_backend(seed: int) -> None:
 def setup(seed: int = 0, *, quiet: bool = False) -> None:
     """Seed every random generator, set notebook plotting defaults, and report the environment.
 
-    Seeds Python's ``random``, NumPy and the active backend as ``keras.utils.set_random_seed``
-    does (the same numbers follow), but on JAX and PyTorch without importing TensorFlow, which
-    that function imports on every backend to seed ``tf.data``: seconds of start-up per chapter
-    (``bench/startup.py``). The backend's random *streams* still differ: the same seed gives different numbers on
+    Seeds Python's ``random``, NumPy and the active backend with :func:`set_random_seed` (the
+    numbers of ``keras.utils.set_random_seed``, without importing TensorFlow on JAX and PyTorch). The backend's random *streams* still differ: the same seed gives different numbers on
     TensorFlow, JAX and PyTorch, so chapters compare results with tolerances, never digits.
 
     Args:
@@ -113,9 +126,7 @@ def setup(seed: int = 0, *, quiet: bool = False) -> None:
     """
     import keras
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer, got seed={seed!r}")
-    _seed_active_backend(seed)
+    set_random_seed(seed)
     import matplotlib as mpl
 
     mpl.rcParams.update(

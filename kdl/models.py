@@ -3,13 +3,17 @@
 Each function returns an **uncompiled** functional ``keras.Model`` whose layers have fixed,
 readable names (``model.get_layer("bilstm")``), validates its arguments, and uses no ``Lambda``
 layer, so every model saves to ``.keras`` and loads with ``safe_mode=True`` on any backend.
+Each model's variables are created under a name scope of their own (``forecaster_2/gru_1/...``),
+so that several models from one builder can be parts of one bigger model on every backend (see
+:func:`_own_variable_paths`).
 Recurrent models use Keras's own ``Bidirectional(..., merge_mode="sum")``; ``kdl.layers`` supplies
 ``Conv1DStack`` and ``SqueezeExcitation``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import keras
 from keras import layers
@@ -20,6 +24,25 @@ from kdl.layers import (Conv1DStack, SinusoidalPositionEncoding, SqueezeExcitati
 
 __all__ = ["GAN", "conv1d_classifier", "forecaster", "se_cnn", "sequence_tagger", "text_classifier",
            "transformer_classifier"]
+
+def _own_variable_paths(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+    """Build the model under a name scope unique to this call (``<builder>_<n>``).
+
+    The builders give layers fixed names, so without a scope two models from one builder have
+    variables with equal paths (``gru_1/gru_cell/kernel``). On the torch backend a model holding
+    both then registers only one of each pair as a torch parameter (Keras keys them by path: its
+    ``TorchLayer._track_variables``, discussed in keras-team/keras#19908), the other's gradients
+    are never zeroed between steps, and it trains on accumulated gradients, silently. The layer
+    names stay as documented; only the variables' paths get the prefix.
+    """
+    @functools.wraps(builder)
+    def build(*args, **kwargs) -> keras.Model:
+        prefix = builder.__name__
+        with keras.name_scope(f"{prefix}_{keras.backend.get_uid(prefix)}"):
+            return builder(*args, **kwargs)
+
+    return build
+
 
 FORECASTER_KINDS = ("dense", "conv1d", "gru", "lstm", "bilstm_sum", "conv1d_gru")
 
@@ -49,6 +72,7 @@ def _check_shape(name: str, value: object, rank: int, allow_none_first: bool = F
     return tuple(value)
 
 
+@_own_variable_paths
 def sequence_tagger(num_features: int | None = None, vocab_size: int | None = None, *,
                     num_tags: int, units: int = 64, embed_dim: int = 32,
                     mask_value: float | None = None, name: str = "sequence_tagger") -> keras.Model:
@@ -95,6 +119,7 @@ def _recurrent(kind: str, units: int, return_sequences: bool, dropout: float,
     return layer
 
 
+@_own_variable_paths
 def forecaster(input_shape: Sequence[int | None], horizon: int = 1, kind: str = "conv1d_gru", *,
                units: int = 32, num_layers: int = 1, dropout: float = 0.0,
                recurrent_dropout: float = 0.0, filters: Sequence[int] = (32, 32),
@@ -149,6 +174,7 @@ def forecaster(input_shape: Sequence[int | None], horizon: int = 1, kind: str = 
     return keras.Model(inputs, outputs, name=name or f"{kind}_forecaster")
 
 
+@_own_variable_paths
 def text_classifier(vocab_size: int, num_classes: int, embed_dim: int = 32, units: int = 32, *,
                     dropout: float = 0.0, name: str = "text_classifier") -> keras.Model:
     """Return a sequence classifier: token ids ``(batch, steps)`` -> ``(batch, num_classes)``.
@@ -177,6 +203,7 @@ def text_classifier(vocab_size: int, num_classes: int, embed_dim: int = 32, unit
     return keras.Model(inputs, outputs, name=name)
 
 
+@_own_variable_paths
 def conv1d_classifier(input_shape: Sequence[int | None], num_classes: int, *,
                       filters: Sequence[int] = (32, 64), kernel_size: int = 3,
                       pool_size: int | None = 2, se_ratio: int | None = None,
@@ -203,6 +230,7 @@ def conv1d_classifier(input_shape: Sequence[int | None], num_classes: int, *,
     return keras.Model(inputs, outputs, name=name)
 
 
+@_own_variable_paths
 def se_cnn(input_shape: Sequence[int] = (28, 28, 1), num_classes: int = 10, *,
            filters: Sequence[int] = (16, 32), se_ratio: int | None = 4, dropout: float = 0.0,
            name: str | None = None) -> keras.Model:
@@ -245,6 +273,7 @@ def se_cnn(input_shape: Sequence[int] = (28, 28, 1), num_classes: int = 10, *,
     return keras.Model(inputs, outputs, name=name or ("se_cnn" if se_ratio else "plain_cnn"))
 
 
+@_own_variable_paths
 def transformer_classifier(vocab_size: int, num_classes: int, max_length: int, *,
                            embed_dim: int = 32, num_heads: int = 2, intermediate_dim: int = 64,
                            num_layers: int = 1, dropout: float = 0.0,

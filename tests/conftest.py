@@ -7,6 +7,8 @@ import os
 import keras
 import pytest
 
+import kdl
+
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
@@ -23,7 +25,7 @@ def backend() -> str:
 @pytest.fixture(autouse=True)
 def _seed_and_reset():
     """Every test starts from the same seed and a clean Keras name scope."""
-    keras.utils.set_random_seed(0)
+    kdl.set_random_seed(0)
     keras.backend.clear_session(free_memory=False)
     yield
 

@@ -42,6 +42,8 @@ def test_setup_rejects_a_bad_seed():
     for bad in (-1, 1.5, "0", True):
         with pytest.raises(ValueError, match=rf"seed={bad!r}"):
             kdl.setup(seed=bad)
+        with pytest.raises(ValueError, match=rf"seed={bad!r}"):
+            kdl.set_random_seed(bad)
 
 
 def test_info_names_keras_backend_and_device():
@@ -62,7 +64,7 @@ def test_run_reports_each_chapter_and_names_the_failing_cell(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a reader has it
     proc = subprocess.run(
         [sys.executable, "-m", "kdl", "run", str(bad), str(good), "--backend", backend,
-         "--build-dir", str(build), "--no-html"], capture_output=True, text=True, env=env,
+         "--build-dir", str(build), "--no-html", "--jobs", "1"], capture_output=True, text=True, env=env,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "[1/2] 02_bad" in proc.stdout and "[2/2] 01_good" in proc.stdout  # progress, not stopped
@@ -78,3 +80,61 @@ def test_run_reports_each_chapter_and_names_the_failing_cell(tmp_path):
     assert [o["name"] for o in executed.cells[2].outputs] == ["stdout"], executed.cells[2].outputs
     assert executed.cells[2].outputs[0]["text"].startswith("kdl ")
     assert (build / backend / "01_good.kernel.log").exists()  # the kernel's own output, not shown
+
+
+def test_run_with_two_jobs_executes_chapters_side_by_side_one_report_row_each(tmp_path):
+    backend = keras.backend.backend()
+    # Each chapter waits until the other has started, so the run only finishes if both kernels
+    # are alive at the same time; with one job at a time the first would time out.
+    for me, other in (("01_left", "02_right"), ("02_right", "01_left")):
+        _notebook(tmp_path / f"{me}.ipynb",
+                  f"import pathlib, time\nhere = pathlib.Path({str(tmp_path)!r})\n"
+                  f"(here / '{me}.started').touch()\n"
+                  f"deadline = time.time() + 60\n"
+                  f"while not (here / '{other}.started').exists():\n"
+                  f"    assert time.time() < deadline, 'the other chapter never started'\n"
+                  f"    time.sleep(0.1)\n"
+                  f"import os; print(os.environ['KERAS_BACKEND'])")
+    build = tmp_path / "_build"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kdl", "run", "--chapters", str(tmp_path), "--backend", backend,
+         "--build-dir", str(build), "--no-html", "--jobs", "2"],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads((build / "report.json").read_text())
+    assert [(r["chapter"], r["backend"], r["status"]) for r in rows] == [
+        ("01_left", backend, "passed"), ("02_right", backend, "passed")]
+    for name in ("01_left", "02_right"):
+        executed = nbformat.read(build / backend / f"{name}.ipynb", as_version=4)
+        assert executed.cells[0].outputs[-1]["text"] == f"{backend}\n"
+    assert "2 jobs" in proc.stdout and proc.stdout.count(f" on {backend}: passed") == 2
+    assert [r["jobs"] for r in rows] == [2, 2] and "| 2 |" in (build / "report.md").read_text()
+
+
+def test_run_rejects_a_bad_job_count_and_a_folder_without_chapters(tmp_path):
+    for args, message in ((["--jobs", "0"], "--jobs must be a positive integer, got 0"),
+                          (["--chapters", str(tmp_path)], f"no chapters (NN_slug.ipynb) in {tmp_path}")):
+        proc = subprocess.run([sys.executable, "-m", "kdl", "run", "--no-html", *args],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+def test_kernel_env_sets_the_backend_quiet_logs_and_the_jax_cache(tmp_path):
+    from kdl.__main__ import kernel_env
+
+    env = kernel_env("jax", {"HOME": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert env["KERAS_BACKEND"] == "jax" and env["TF_CPP_MIN_LOG_LEVEL"] == "0"  # the caller's wins
+    assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / ".cache" / "kdl" / "jax")
+    assert env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
+    xdg = kernel_env("torch", {"XDG_CACHE_HOME": str(tmp_path / "xdg")})
+    assert xdg["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "xdg" / "kdl" / "jax")
+    assert xdg["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    mine = kernel_env("jax", {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "mine")})
+    assert mine["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "mine")
+    off = kernel_env("jax", {"JAX_ENABLE_COMPILATION_CACHE": "false"})  # JAX's own switch
+    assert "JAX_COMPILATION_CACHE_DIR" not in off and "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in off
+    import pytest
+
+    with pytest.raises(ValueError, match="got 'mxnet'"):
+        kernel_env("mxnet")

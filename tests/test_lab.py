@@ -1,6 +1,7 @@
-"""`make lab` works: JupyterLab from this environment starts on the chapters and serves a chapter.
+"""`make lab` works: `kdl lab` starts JupyterLab from this environment on the chapters and serves
+a chapter.
 
-The server runs on a free loopback port with a token, in chapters/ as `make lab` runs it; the test
+The server runs on a free loopback port with a token, started as `make lab` starts it; the test
 requests the Lab page and one chapter over HTTP (the contents API the Lab front end reads a
 notebook through), then stops the server. Bounded: two minutes to come up.
 """
@@ -8,7 +9,6 @@ notebook through), then stops the server. Bounded: two minutes to come up.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import socket
 import subprocess
@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-JUPYTER = Path(sys.executable).parent / "jupyter"
 
 
 def _free_port() -> int:
@@ -41,12 +40,12 @@ def test_jupyterlab_starts_on_the_chapters_and_serves_a_chapter(tmp_path):
     port, token = _free_port(), secrets.token_hex(16)
     log = open(tmp_path / "lab.log", "wb")
     server = subprocess.Popen(
-        [str(JUPYTER), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={ROOT / 'chapters'}", *(["--allow-root"] * (os.geteuid() == 0))],
-        cwd=ROOT / "chapters", stdout=log, stderr=subprocess.STDOUT,
-        env={"PATH": str(JUPYTER.parent), "HOME": str(tmp_path), "JUPYTER_CONFIG_DIR": str(tmp_path),
-             "JUPYTER_DATA_DIR": str(tmp_path / "data"), "JUPYTER_RUNTIME_DIR": str(tmp_path)},
+        [sys.executable, "-m", "kdl", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}"],
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        env={"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path),
+             "JUPYTER_CONFIG_DIR": str(tmp_path), "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+             "JUPYTER_RUNTIME_DIR": str(tmp_path)},
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from keras import layers, ops
 
+import kdl
 from kdl.layers import Conv1DStack, SqueezeExcitation
 from kdl.models import (
     FORECASTER_KINDS,
@@ -186,3 +187,37 @@ def test_se_cnn_rejects_bad_arguments():
     for kwargs, match in cases:
         with pytest.raises(ValueError, match=match):
             se_cnn(**kwargs)
+
+
+def _sgd_fit(model, x, y, epochs=2):
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model.fit(x, y, epochs=epochs, batch_size=16, shuffle=False, verbose=0)
+
+
+@pytest.mark.parametrize("build", [
+    lambda name: forecaster((8, 2), kind="gru", units=4, name=name),
+    lambda name: conv1d_classifier((8, 2), num_classes=3, filters=(4,), name=name),
+])
+def test_two_models_from_one_builder_train_inside_one_model_exactly_as_alone(build):
+    # The builders' layers have fixed names; their variables still get paths of their own, or on
+    # torch one copy of each pair is not registered and trains on accumulated gradients.
+    x = RNG.normal(size=(64, 8, 2)).astype("float32")
+
+    def fresh(name):
+        kdl.set_random_seed(0)  # the same initial weights for every copy
+        return build(name)
+
+    alone, first, second = fresh("alone"), fresh("first"), fresh("second")
+    y = numpy(alone(x)) + RNG.normal(size=alone.output_shape[1:]).astype("float32")
+    assert len({v.path for v in first.weights + second.weights}) == 2 * len(first.weights)
+    window = keras.Input((8, 2))
+    pair = keras.Model(window, [first(window), second(window)])
+    pair.compile(optimizer=keras.optimizers.SGD(0.1), loss=["mse", "mse"])
+    pair.fit(x, [y, y], epochs=2, batch_size=16, shuffle=False, verbose=0)
+    _sgd_fit(alone, x, y)
+    moved = max(float(np.abs(numpy(w) - numpy(v)).max())
+                for w, v in zip(alone.weights, fresh("start").weights))
+    assert moved > 1e-3  # training changed the weights
+    for copy in (first, second):
+        for w, v in zip(copy.weights, alone.weights):
+            np.testing.assert_allclose(numpy(w), numpy(v), atol=1e-5, err_msg=w.path)

@@ -1,6 +1,7 @@
 """An installed kdl works outside the repository: the built wheel and sdist carry the data files,
 and a wheel installed into a throw-away environment loads every dataset and runs ``kdl info``
-from a directory that is not the clone.
+from a directory that is not the clone, where its ``kdl run`` executes a chapter from a folder given
+on the command line (and names the folder when it holds none).
 
 The throw-away environment is a fresh venv (no pip of its own, no access to the clone) into which
 this interpreter's pip installs only the wheel; the heavy dependencies (Keras, a backend, pandas)
@@ -10,6 +11,7 @@ site-packages, so the wheel's ``kdl`` is the one imported and nothing is downloa
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -96,3 +98,21 @@ def test_wheel_and_sdist_carry_the_data_and_an_installed_kdl_loads_it_anywhere(t
                           capture_output=True, text=True, timeout=300)
     assert info.returncode == 0, info.stderr[-3000:]
     assert f"backend  {env['KERAS_BACKEND']}" in info.stdout, info.stdout
+
+    # An instructor's `kdl run` from the installed package: no clone, chapters from a given folder.
+    course = elsewhere / "course"
+    course.mkdir()
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "c0", "metadata": {},
+                     "outputs": [], "source": "import kdl\nprint(kdl.__file__)"}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (course / "01_mine.ipynb").write_text(json.dumps(nb))
+    kdl_cmd = str(venv / "bin" / "kdl")
+    no_chapters = subprocess.run([kdl_cmd, "run", "--no-html"], cwd=elsewhere, env=env,
+                                 capture_output=True, text=True, timeout=120)
+    assert no_chapters.returncode != 0 and "no chapters (NN_slug.ipynb) in" in no_chapters.stderr
+    ran = subprocess.run([kdl_cmd, "run", "--chapters", str(course), "--no-html", "--build-dir",
+                          str(elsewhere / "_build")], cwd=elsewhere, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    executed = json.loads((elsewhere / "_build" / env["KERAS_BACKEND"] / "01_mine.ipynb").read_text())
+    assert "/kdl-venv/" in "".join(executed["cells"][0]["outputs"][0]["text"])  # the wheel's kdl

@@ -5,6 +5,8 @@ the kdl unit tests and gates in tests/ and executes every chapter under nbval (-
 cell must run; cells tagged nbval-check-output must reproduce their stored output). At the end it
 prints seconds per chapter and backend, the totals, and one closing line over the three runs.
 The torch run gets OMP_NUM_THREADS=1 unless the caller sets it (see bench/torch_threads.py).
+Every run gets the environment `kdl run` gives a chapter's kernel (kdl.__main__.kernel_env: quiet
+TensorFlow logs, JAX's persistent compilation cache in ~/.cache/kdl/jax).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from kdl.__main__ import kernel_env
+
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("tensorflow", "jax", "torch")
 BUILD = ROOT / "_build"
@@ -27,17 +31,15 @@ def run_backend(backend: str, extra: list[str]) -> tuple[int, dict, float]:
     times = BUILD / f"test-times-{backend}.json"
     times.unlink(missing_ok=True)
     env = {
-        **os.environ,
-        "KERAS_BACKEND": backend,
+        **kernel_env(backend),
         "KDL_TIMES_JSON": str(times),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tools"), os.environ.get("PYTHONPATH")])),
         "MPLBACKEND": "Agg",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     if backend == "torch":
         # torch's OpenMP threads busy-wait; on a shared CPU they starve each other (bench/torch_threads.py:
-        # 4.9x faster with one thread
-        # under load; chapters 04/07/09 within 16 % when quiet). A value set by the caller wins.
+        # 4.9x faster with one thread under load; chapters 04/07/09 within 16 % when quiet). A value
+        # set by the caller wins.
         env.setdefault("OMP_NUM_THREADS", "1")
     cmd = [
         sys.executable, "-m", "pytest", "tests", "chapters", "-p", "pytest_timing",
