@@ -6,8 +6,10 @@ and data utilities the chapters teach (``kdl.layers``, ``kdl.models``, ``kdl.dat
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib import metadata
+from types import ModuleType
 
 # keras (and with it the backend: TensorFlow prints its start-up lines on import) is imported by
 # the functions that use it, not by `import kdl`: `python -m kdl run` executes chapters in
@@ -17,6 +19,25 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "autodiff", "backend_version", "default_device", "set_random_seed", "setup"]
 
 _BACKEND_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy"}
+
+
+def _import_keras() -> ModuleType:
+    """Import Keras; when the library of its backend is not installed, raise an error that says
+    which backend Keras chose, from where, and how to choose the one that is installed."""
+    try:
+        import keras
+    except ModuleNotFoundError as error:
+        if error.name not in _BACKEND_MODULE.values():
+            raise
+        chosen = os.environ.get("KERAS_BACKEND")
+        why = (f"KERAS_BACKEND={chosen}" if chosen else
+               "KERAS_BACKEND is not set, so Keras took the backend from ~/.keras/keras.json or its "
+               "default, tensorflow")
+        raise ModuleNotFoundError(
+            f"kdl: Keras's backend needs {error.name!r}, which is not installed ({why}). Set "
+            "KERAS_BACKEND to the backend you installed, e.g. `export KERAS_BACKEND=jax` after "
+            f"`pip install \"kdl[jax]\"`, or install {error.name}.", name=error.name) from error
+    return keras
 
 
 def backend_version() -> str:
@@ -84,7 +105,7 @@ def set_random_seed(seed: int) -> None:
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"`seed` must be a non-negative integer, got seed={seed!r}")
-    import keras
+    keras = _import_keras()
 
     if keras.backend.backend() == "tensorflow":
         keras.utils.set_random_seed(seed)
@@ -110,7 +131,8 @@ def setup(seed: int = 0, *, quiet: bool = False) -> None:
     """Seed every random generator, set notebook plotting defaults, and report the environment.
 
     Seeds Python's ``random``, NumPy and the active backend with :func:`set_random_seed` (the
-    numbers of ``keras.utils.set_random_seed``, without importing TensorFlow on JAX and PyTorch). The backend's random *streams* still differ: the same seed gives different numbers on
+    numbers of ``keras.utils.set_random_seed``, without importing TensorFlow on JAX and PyTorch).
+    The backend's random *streams* still differ: the same seed gives different numbers on
     TensorFlow, JAX and PyTorch, so chapters compare results with tolerances, never digits.
 
     Args:
@@ -124,7 +146,7 @@ def setup(seed: int = 0, *, quiet: bool = False) -> None:
     >>> setup(seed=1)  # doctest: +ELLIPSIS
     kdl ... | Keras ... | backend ... | device ... | seed 1
     """
-    import keras
+    keras = _import_keras()
 
     set_random_seed(seed)
     import matplotlib as mpl

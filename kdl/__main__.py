@@ -74,9 +74,9 @@ def kernel_env(backend: str, base: Mapping[str, str] | None = None, jobs: int = 
 
 def info() -> str:
     """Return a report of the Keras version, the backend and its version, and the devices."""
-    import keras
-
     import kdl
+
+    keras = kdl._import_keras()
 
     lines = [
         f"kdl      {kdl.__version__}",
@@ -299,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             # The backend is fixed when keras is imported: ask a fresh interpreter.
             env = {**os.environ, "KERAS_BACKEND": args.backend}
             return subprocess.call([sys.executable, "-m", "kdl", "info"], env=env)
-        print(info())
+        try:
+            print(info())
+        except ModuleNotFoundError as error:  # the backend's library is missing: say so, no traceback
+            raise SystemExit(str(error)) from None
         return 0
     args.build_dir.mkdir(parents=True, exist_ok=True)
     if args.html_only:

@@ -53,6 +53,33 @@ def test_info_names_keras_backend_and_device():
     assert f"backend  {keras.backend.backend()} " in out and "device   " in out
 
 
+def test_a_missing_backend_library_gets_an_error_that_says_how_to_choose_another(tmp_path):
+    # A student who installed kdl[jax] and did not set KERAS_BACKEND: Keras picks TensorFlow.
+    # A finder placed first makes `import tensorflow` fail as it does when TensorFlow is not installed.
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["KERAS_HOME"] = str(tmp_path)  # no keras.json there: Keras's default backend
+    block = (
+        "import sys\n"
+        "class NoTensorFlow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'tensorflow':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoTensorFlow())\n"
+    )
+    scripts = {
+        "kdl.setup": block + "import kdl; kdl.setup()",
+        "kdl info": block + "import runpy; sys.argv = ['kdl', 'info']\nrunpy.run_module('kdl', run_name='__main__')",
+    }
+    for what, script in scripts.items():
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 1, (what, proc.stdout, proc.stderr)
+        message = proc.stderr.strip().splitlines()[-1]
+        assert "needs 'tensorflow', which is not installed (KERAS_BACKEND is not set" in message, what
+        assert "export KERAS_BACKEND=jax" in message, what
+    assert "Traceback" not in proc.stderr  # `kdl info` prints the message alone
+
+
 def test_run_reports_each_chapter_and_names_the_failing_cell(tmp_path):
     backend = keras.backend.backend()
     good = _notebook(tmp_path / "01_good.ipynb",
