@@ -1,5 +1,7 @@
-"""The whole book per backend, side by side in one run: what kdl's start-up change, `kdl run --jobs 2`
-and JAX's persistent compilation cache each do to the wall time of `kdl run`.
+"""The wall time of the whole book per backend, with and without each speed-up, in one run.
+
+The speed-ups: kdl's start-up without TensorFlow on JAX and PyTorch, `kdl run --jobs 2`, and JAX's
+persistent compilation cache.
 
 Variants, each a full `kdl run --no-html` of every chapter in a fresh build folder, one after the
 other on the same machine:
