@@ -15,6 +15,7 @@ and the exit status is 1 when any chapter failed. ``--jobs N`` runs N chapters a
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -30,6 +31,9 @@ BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_BACKEND = "tensorflow"
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS_DIR = ROOT / "chapters"
+# Where run writes: the clone's _build/; for an installed kdl (no chapters/ beside the package),
+# _build/ in the current directory, never inside site-packages.
+BUILD_DIR = ROOT / "_build" if CHAPTERS_DIR.is_dir() else Path("_build")
 # Chapters executed at a time by `kdl run`: two on a machine with at least two cores (README:
 # bench/book.py measured the whole book at 0.55x-0.70x of one job's wall time on 2 cores).
 DEFAULT_JOBS = 2 if (os.cpu_count() or 1) >= 2 else 1
@@ -50,7 +54,9 @@ def kernel_env(backend: str, base: Mapping[str, str] | None = None, jobs: int = 
     """Return the environment for a chapter's kernel on ``backend`` (from ``base``, default
     ``os.environ``): ``KERAS_BACKEND``, ``TF_CPP_MIN_LOG_LEVEL=2`` unless set, and JAX's persistent
     compilation cache in :func:`jax_cache_dir` unless ``JAX_COMPILATION_CACHE_DIR`` names another
-    folder (JAX's own ``JAX_ENABLE_COMPILATION_CACHE=false`` switches the cache off). With ``jobs``
+    folder (JAX's own ``JAX_ENABLE_COMPILATION_CACHE=false`` switches the cache off). The cache
+    needs the ``filelock`` package (kdl's jax extra) to keep its size limit: without it JAX writes
+    nothing and warns in every cell, so kdl then leaves the cache off. With ``jobs``
     kernels at a time, each gets ``OMP_NUM_THREADS`` = cores // jobs unless set: PyTorch's OpenMP
     threads busy-wait, and two kernels that each use every core starve each other (README).
 
@@ -64,7 +70,8 @@ def kernel_env(backend: str, base: Mapping[str, str] | None = None, jobs: int = 
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if jobs > 1:
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
-    if env.get("JAX_ENABLE_COMPILATION_CACHE", "").lower() not in ("0", "false"):
+    cache_off = env.get("JAX_ENABLE_COMPILATION_CACHE", "").lower() in ("0", "false")
+    if not cache_off and importlib.util.find_spec("filelock") is not None:
         env.setdefault("JAX_COMPILATION_CACHE_DIR", str(jax_cache_dir(env)))
         env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
         env.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
@@ -196,6 +203,13 @@ def run(names: list[str], backend: str, build: Path, timeout: int, html: bool = 
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise SystemExit(f"kdl run: --jobs must be a positive integer, got {jobs!r}")
     chapters = find_chapters(names, folder)
+    try:
+        import ipykernel  # noqa: F401
+        import nbclient  # noqa: F401
+    except ImportError as error:
+        raise SystemExit(f"kdl run: {error.name} is not installed; install kdl's book extra "
+                         "(pip install \"kdl[book]\"), which runs and renders the chapters") from None
+    build.mkdir(parents=True, exist_ok=True)
     entries: list[dict] = []
 
     def report(entry: dict, named: bool = True) -> None:
@@ -276,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
                        default=os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND)
     p_run.add_argument("--chapters", dest="chapters_dir", type=Path, default=CHAPTERS_DIR,
                        help="folder of the chapter notebooks (default: the clone's chapters/)")
-    p_run.add_argument("--build-dir", type=Path, default=ROOT / "_build")
+    p_run.add_argument("--build-dir", type=Path, default=BUILD_DIR,
+                       help="where the executed notebooks, report and site go (default: the "
+                            "clone's _build/; ./_build for an installed kdl)")
     p_run.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     p_run.add_argument("--html-only", action="store_true",
                        help="rebuild only the site, from the notebooks executed on --backend")
@@ -304,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         except ModuleNotFoundError as error:  # the backend's library is missing: say so, no traceback
             raise SystemExit(str(error)) from None
         return 0
-    args.build_dir.mkdir(parents=True, exist_ok=True)
+    args.build_dir = args.build_dir.resolve()  # printed paths a reader can open from anywhere
     if args.html_only:
         return build_book(args.build_dir, args.backend)
     return run(args.chapters, args.backend, args.build_dir, args.timeout, html=not args.no_html,

@@ -165,3 +165,40 @@ def test_kernel_env_sets_the_backend_quiet_logs_and_the_jax_cache(tmp_path):
 
     with pytest.raises(ValueError, match="got 'mxnet'"):
         kernel_env("mxnet")
+
+
+def test_kernel_env_leaves_the_jax_cache_off_without_filelock(tmp_path, monkeypatch):
+    # JAX needs filelock to keep the cache's size limit; without it, it writes nothing and warns.
+    import importlib.util
+
+    from kdl.__main__ import kernel_env
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "filelock" else find_spec(name, *a))
+    env = kernel_env("jax", {"HOME": str(tmp_path)})
+    assert not [k for k in env if k.startswith(("JAX_COMPILATION", "JAX_PERSISTENT"))], env
+
+
+def test_a_jax_kernel_of_kdl_run_writes_the_compilation_cache_and_reads_it_back(tmp_path):
+    # On every pass of the matrix: the kernel is started with --backend jax whatever this process runs.
+    _notebook(tmp_path / "01_jit.ipynb",
+              "import keras\nprint(float(keras.ops.sum(keras.ops.exp(keras.ops.ones((3, 5))))))")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env.pop("JAX_ENABLE_COMPILATION_CACHE", None)
+    cache = tmp_path / "cache" / "kdl" / "jax"
+    for run in ("cold", "warm"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "kdl", "run", "--chapters", str(tmp_path), "--backend", "jax",
+             "--no-html", "--jobs", "1", "--build-dir", str(tmp_path / run)],
+            env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        outputs = nbformat.read(tmp_path / run / "jax" / "01_jit.ipynb", as_version=4).cells[0].outputs
+        assert [o.get("name") for o in outputs] == ["stdout"], outputs  # no cache warning on stderr
+        assert abs(float(outputs[0]["text"]) - 15 * 2.718281828) < 1e-4  # the sum of 15 e's
+        if run == "cold":
+            written = {p.name: p.stat().st_mtime_ns for p in cache.glob("*-cache")}
+            assert written, "the kernel wrote nothing into the compilation cache"
+    # the warm run found every program it needed: it added none and rewrote none
+    assert {p.name: p.stat().st_mtime_ns for p in cache.glob("*-cache")} == written

@@ -1,7 +1,8 @@
 """An installed kdl works outside the repository: the built wheel and sdist carry the data files,
-and a wheel installed into a throw-away environment loads every dataset and runs ``kdl info``
-from a directory that is not the clone, where its ``kdl run`` executes a chapter from a folder given
-on the command line (and names the folder when it holds none).
+and the site's configuration, and a wheel installed into a throw-away environment loads every
+dataset and runs ``kdl info`` from a directory that is not the clone, where its ``kdl run`` executes
+a chapter from a folder given on the command line into ``./_build`` and builds the site there (and
+names the folder when it holds no chapters).
 
 The throw-away environment is a fresh venv (no pip of its own, no access to the clone) into which
 this interpreter's pip installs only the wheel; the heavy dependencies (Keras, a backend, pandas)
@@ -24,7 +25,7 @@ from pathlib import Path
 from kdl.datasets import SHA256
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("pyproject.toml", "README.md", "kdl", "data")
+SOURCES = ("pyproject.toml", "README.md", "kdl", "data", "book")
 
 SCRIPT = r"""
 import hashlib, pathlib, sys
@@ -68,9 +69,12 @@ def test_wheel_and_sdist_carry_the_data_and_an_installed_kdl_loads_it_anywhere(t
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
     assert {f"kdl/_data/{name}" for name in SHA256} | {"kdl/_data/SOURCES.md"} <= in_wheel
     assert not [n for n in in_wheel if n.startswith("data/")], "data/ must ship as kdl/_data/"
+    book = {"kdl/_book/conf.py", "kdl/_book/intro.md", "kdl/_book/static/kdl.css"}
+    assert book <= in_wheel, sorted(n for n in in_wheel if "_book" in n)
+    assert not [n for n in in_wheel if n.endswith(".png")], "the README's screenshots stay out"
     with tarfile.open(sdist) as archive:
         in_sdist = {n.split("/", 1)[1] for n in archive.getnames() if "/" in n}
-    assert {f"data/{name}" for name in SHA256} <= in_sdist
+    assert {f"data/{name}" for name in SHA256} | {"book/conf.py", "book/intro.md"} <= in_sdist
 
     venv = tmp_path / "kdl-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
@@ -102,17 +106,24 @@ def test_wheel_and_sdist_carry_the_data_and_an_installed_kdl_loads_it_anywhere(t
     # An instructor's `kdl run` from the installed package: no clone, chapters from a given folder.
     course = elsewhere / "course"
     course.mkdir()
-    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "c0", "metadata": {},
+    nb = {"cells": [{"cell_type": "markdown", "id": "m0", "metadata": {}, "source": "# 01 · Mine"},
+                    {"cell_type": "code", "execution_count": None, "id": "c0", "metadata": {},
                      "outputs": [], "source": "import kdl\nprint(kdl.__file__)"}],
-          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                      "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
     (course / "01_mine.ipynb").write_text(json.dumps(nb))
     kdl_cmd = str(venv / "bin" / "kdl")
     no_chapters = subprocess.run([kdl_cmd, "run", "--no-html"], cwd=elsewhere, env=env,
                                  capture_output=True, text=True, timeout=120)
     assert no_chapters.returncode != 0 and "no chapters (NN_slug.ipynb) in" in no_chapters.stderr
-    ran = subprocess.run([kdl_cmd, "run", "--chapters", str(course), "--no-html", "--build-dir",
-                          str(elsewhere / "_build")], cwd=elsewhere, env=env, capture_output=True,
-                         text=True, timeout=300)
+    ran = subprocess.run([kdl_cmd, "run", "--chapters", str(course)], cwd=elsewhere, env=env,
+                         capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
-    executed = json.loads((elsewhere / "_build" / env["KERAS_BACKEND"] / "01_mine.ipynb").read_text())
-    assert "/kdl-venv/" in "".join(executed["cells"][0]["outputs"][0]["text"])  # the wheel's kdl
+    build = elsewhere / "_build"  # the current directory's, not site-packages
+    executed = json.loads((build / env["KERAS_BACKEND"] / "01_mine.ipynb").read_text())
+    assert "/kdl-venv/" in "".join(executed["cells"][1]["outputs"][0]["text"])  # the wheel's kdl
+    # ... and builds the site with the configuration shipped in the wheel (kdl/_book/).
+    assert f"book: {build / 'html' / 'index.html'}" in ran.stdout, ran.stdout[-2000:]
+    page = (build / "html" / "01_mine.html").read_text(encoding="utf-8")
+    assert "01 · Mine" in page and "kdl-venv" in page
+    assert "_static/kdl.css" in page and (build / "html" / "_static" / "kdl.css").is_file()

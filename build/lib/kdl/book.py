@@ -16,8 +16,10 @@ import shutil
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BOOK_DIR = ROOT / "book"
+# The site's configuration: the repository's book/, shipped inside the wheel as kdl/_book/ (like
+# data/ as kdl/_data/), so an installed kdl builds the site of any folder of chapters.
+_SHIPPED = Path(__file__).resolve().parent / "_book"
+BOOK_DIR = _SHIPPED if _SHIPPED.is_dir() else Path(__file__).resolve().parent.parent / "book"
 _CELL_SPLIT = re.compile(r"(?<!\\)\|")
 TABLE_MARK = "<!-- chapter table -->"  # where book/intro.md gets the chapter table
 
