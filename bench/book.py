@@ -13,7 +13,8 @@ other on the same machine:
 - ``after``: the chapters as they are, one job, no JAX cache (``JAX_ENABLE_COMPILATION_CACHE=false``).
 - ``jobs2``: as ``after`` with ``--jobs 2``.
 - JAX only: ``cache-cold`` (the persistent cache on, in an empty folder) and ``cache-warm`` (the
-  same folder again, as a reader's second run finds it); the folder's size is printed.
+  same folder again, as a reader's second run finds it); the folder's size is printed;
+  ``cache-limit``: as ``cache-cold`` with a 1 GB size limit, in a folder of its own.
 
 Prints per chapter seconds and the wall time of each variant with ratios to ``after``; the rows
 also go to ``_build/bench-book.json``. A full run takes about an hour on a 2-core machine.
@@ -81,6 +82,10 @@ def main() -> None:
         if backend == "jax":
             variants["cache-cold"] = ({"JAX_COMPILATION_CACHE_DIR": str(cache)}, 1)
             variants["cache-warm"] = ({"JAX_COMPILATION_CACHE_DIR": str(cache)}, 1)
+            # what kdl first shipped: the cache with a 1 GB limit, cold (JAX then reads the whole
+            # folder on every write; bench/jax_cache_limit.py shows it with a full folder)
+            variants["cache-limit"] = ({"JAX_COMPILATION_CACHE_DIR": str(work / "jax-cache-limit"),
+                                        "JAX_COMPILATION_CACHE_MAX_SIZE": str(1 << 30)}, 1)
         if args.variants:
             variants = {n: v for n, v in variants.items() if n in args.variants or n == "after"}
         runs = {}

@@ -15,7 +15,6 @@ and the exit status is 1 when any chapter failed. ``--jobs N`` runs N chapters a
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -37,9 +36,6 @@ BUILD_DIR = ROOT / "_build" if CHAPTERS_DIR.is_dir() else Path("_build")
 # Chapters executed at a time by `kdl run`: two on a machine with at least two cores (README:
 # bench/book.py measured the whole book at 0.55x-0.70x of one job's wall time on 2 cores).
 DEFAULT_JOBS = 2 if (os.cpu_count() or 1) >= 2 else 1
-# JAX's persistent compilation cache: one run of the book on JAX wrote 25.5 MB (7,871 files) into
-# it (README); past this size JAX evicts the least recently used programs.
-JAX_CACHE_MAX_BYTES = 1 << 30
 
 
 def jax_cache_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -54,15 +50,15 @@ def kernel_env(backend: str, base: Mapping[str, str] | None = None, jobs: int = 
     """Return the environment for a chapter's kernel on ``backend`` (from ``base``, default
     ``os.environ``): ``KERAS_BACKEND``, ``TF_CPP_MIN_LOG_LEVEL=2`` unless set, and JAX's persistent
     compilation cache in :func:`jax_cache_dir` unless ``JAX_COMPILATION_CACHE_DIR`` names another
-    folder (JAX's own ``JAX_ENABLE_COMPILATION_CACHE=false`` switches the cache off). The cache
-    needs the ``filelock`` package (kdl's jax extra) to keep its size limit: without it JAX writes
-    nothing and warns in every cell, so kdl then leaves the cache off. With ``jobs``
+    folder (JAX's own ``JAX_ENABLE_COMPILATION_CACHE=false`` switches the cache off). With ``jobs``
     kernels at a time, each gets ``OMP_NUM_THREADS`` = cores // jobs unless set: PyTorch's OpenMP
     threads busy-wait, and two kernels that each use every core starve each other (README).
 
     The cache keeps every compiled program, however small and quick to compile: a JAX chapter
     compiles hundreds of small eager programs, and a second run loads them from disk instead
-    (``bench/book.py``; numbers in the README)."""
+    (``bench/book.py``; numbers in the README). It has no size limit: with one, JAX reads the whole
+    folder on every write (``jax/_src/lru_cache.py``), which made a run with a full cache 3.3x
+    slower than no cache at all (README), and it needs the ``filelock`` package."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     env = dict(os.environ if base is None else base)
@@ -70,12 +66,10 @@ def kernel_env(backend: str, base: Mapping[str, str] | None = None, jobs: int = 
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if jobs > 1:
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
-    cache_off = env.get("JAX_ENABLE_COMPILATION_CACHE", "").lower() in ("0", "false")
-    if not cache_off and importlib.util.find_spec("filelock") is not None:
+    if env.get("JAX_ENABLE_COMPILATION_CACHE", "").lower() not in ("0", "false"):
         env.setdefault("JAX_COMPILATION_CACHE_DIR", str(jax_cache_dir(env)))
         env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
         env.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
-        env.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(JAX_CACHE_MAX_BYTES))
     return env
 
 

@@ -154,6 +154,8 @@ def test_kernel_env_sets_the_backend_quiet_logs_and_the_jax_cache(tmp_path):
     assert env["KERAS_BACKEND"] == "jax" and env["TF_CPP_MIN_LOG_LEVEL"] == "0"  # the caller's wins
     assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / ".cache" / "kdl" / "jax")
     assert env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
+    # no size limit: with one, JAX reads the whole cache folder on every write (README)
+    assert "JAX_COMPILATION_CACHE_MAX_SIZE" not in env
     xdg = kernel_env("torch", {"XDG_CACHE_HOME": str(tmp_path / "xdg")})
     assert xdg["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "xdg" / "kdl" / "jax")
     assert xdg["TF_CPP_MIN_LOG_LEVEL"] == "2"
@@ -165,19 +167,6 @@ def test_kernel_env_sets_the_backend_quiet_logs_and_the_jax_cache(tmp_path):
 
     with pytest.raises(ValueError, match="got 'mxnet'"):
         kernel_env("mxnet")
-
-
-def test_kernel_env_leaves_the_jax_cache_off_without_filelock(tmp_path, monkeypatch):
-    # JAX needs filelock to keep the cache's size limit; without it, it writes nothing and warns.
-    import importlib.util
-
-    from kdl.__main__ import kernel_env
-
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "filelock" else find_spec(name, *a))
-    env = kernel_env("jax", {"HOME": str(tmp_path)})
-    assert not [k for k in env if k.startswith(("JAX_COMPILATION", "JAX_PERSISTENT"))], env
 
 
 def test_a_jax_kernel_of_kdl_run_writes_the_compilation_cache_and_reads_it_back(tmp_path):
